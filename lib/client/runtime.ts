@@ -1,0 +1,37 @@
+import { resolveConfig, type ResolvedConfig, type SmartClientConfiguration, type SmartClientOptions } from '../config'
+import { createDiscovery, type SmartConfiguration } from '../oauth/discovery'
+import type { HttpLimits } from '../oauth/http'
+import { createKeySets } from '../oauth/id-token'
+
+/** What every SmartClient built from one configuration shares: validated config, caches, HTTP limits. */
+export interface Runtime {
+  config: ResolvedConfig
+  http: HttpLimits
+  discover: (iss: string) => Promise<SmartConfiguration>
+  keySets: ReturnType<typeof createKeySets>
+}
+
+const NO_OPTIONS = {}
+const runtimes = new WeakMap<object, WeakMap<object, Runtime>>()
+
+/**
+ * The runtime for a (config, options) pair, built and validated once per pair of objects: a middleware,
+ * or an app that keeps its configuration in a constant, pays for validation and discovery once.
+ */
+export function runtimeFor(config: SmartClientConfiguration, options: SmartClientOptions | undefined): Runtime {
+  const optionsKey = options ?? NO_OPTIONS
+  let byOptions = typeof config === 'object' && config !== null ? runtimes.get(config) : undefined
+  const cached = byOptions?.get(optionsKey)
+  if (cached) return cached
+  const resolved = resolveConfig(config, options)
+  const http: HttpLimits = { fetch: resolved.fetch, timeoutMs: resolved.httpTimeoutMs }
+  const runtime: Runtime = {
+    config: resolved,
+    http,
+    discover: createDiscovery({ http, allowHttp: resolved.allowNonHttpsLaunch, cacheSeconds: resolved.discoveryCacheSeconds, now: resolved.now }),
+    keySets: createKeySets(http),
+  }
+  if (!byOptions) runtimes.set(config, (byOptions = new WeakMap()))
+  byOptions.set(optionsKey, runtime)
+  return runtime
+}

@@ -1,0 +1,227 @@
+/**
+ * Configuration types, validated once (when a client or middleware is created), defaulted and frozen.
+ * Invalid configuration is a `TypeError` that names the field — never a per-request failure.
+ */
+
+export type KnownFhirServer = { issuer: string; name?: string } & (
+  | { type: 'public' }
+  | { type: 'confidential-symmetric'; method: 'client_secret_basic' | 'client_secret_post'; clientSecret: string }
+  | {
+      type: 'confidential-asymmetric'
+      method: 'private_key_jwt'
+      /** A private JWK or a PKCS#8 PEM string. */
+      privateKey: JsonWebKey | string
+      keyId?: string
+      alg?: 'RS384' | 'ES384'
+    }
+)
+
+export type SmartClientConfiguration = {
+  clientId: string
+  /** e.g. `'openid fhirUser launch launch/patient patient/*.rs offline_access'` */
+  scope: string
+  /** Where the authorization server returns the user: the `smartCallback()` route. */
+  callbackUrl: string
+  /** Where the user lands in the app after a successful callback. */
+  redirectUrl: string
+} & ({ allowAnyIssuer: true } | { knownFhirServers: KnownFhirServer[] })
+
+export type SmartClientOptions = {
+  /** Refresh before expiry in `ready()`, and retry once on a FHIR 401. Default true. */
+  autoRefresh?: boolean
+  /** Several launched patients per browser session. Default false. */
+  enableMultiLaunch?: boolean
+  /** Accept http:// issuers and endpoints. Local development only. Default false. */
+  allowNonHttpsLaunch?: boolean
+  /** Base64 of 32 bytes: tokens are encrypted at rest (AES-256-GCM). */
+  encryptionKey?: string
+  /** Timeout of discovery, token and FHIR calls. Default 10000. */
+  httpTimeoutMs?: number
+  /** Absolute lifetime of a completed launch in the store, in seconds. Default 28800 (8 h). */
+  sessionTtlSeconds?: number
+  /** How long a discovered smart-configuration is reused, in seconds. Default 3600. */
+  discoveryCacheSeconds?: number
+  /** Refresh this many seconds before the access token expires. Default 60. */
+  refreshLeewaySeconds?: number
+  /** The fetch used for every outbound call (discovery, token, JWKS, FHIR). Default: global fetch. */
+  fetch?: typeof fetch
+  /** The clock, in epoch milliseconds. Default: `Date.now`. */
+  now?: () => number
+}
+
+/** The validated, defaulted, frozen form the rest of the library works with. */
+export interface ResolvedConfig {
+  readonly clientId: string
+  readonly scope: string
+  readonly scopes: ReadonlySet<string>
+  readonly callbackUrl: string
+  readonly redirectUrl: string
+  /** null: any issuer may launch (`allowAnyIssuer`). */
+  readonly knownFhirServers: ReadonlyMap<string, KnownFhirServer> | null
+  readonly autoRefresh: boolean
+  readonly enableMultiLaunch: boolean
+  readonly allowNonHttpsLaunch: boolean
+  readonly encryptionKey: Buffer | null
+  readonly httpTimeoutMs: number
+  readonly sessionTtlSeconds: number
+  readonly discoveryCacheSeconds: number
+  readonly refreshLeewaySeconds: number
+  readonly fetch: typeof fetch
+  readonly now: () => number
+}
+
+const CONFIG_KEYS = ['clientId', 'scope', 'callbackUrl', 'redirectUrl', 'allowAnyIssuer', 'knownFhirServers']
+const OPTION_KEYS = [
+  'autoRefresh', 'enableMultiLaunch', 'allowNonHttpsLaunch', 'encryptionKey', 'httpTimeoutMs',
+  'sessionTtlSeconds', 'discoveryCacheSeconds', 'refreshLeewaySeconds', 'fetch', 'now',
+]
+
+function fail(field: string, problem: string): never {
+  throw new TypeError(`express-smart-on-fhir: ${field} ${problem}`)
+}
+
+/** Levenshtein distance, for "did you mean" hints on misspelt keys. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const next = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1))
+      prev = row[j]
+      row[j] = next
+    }
+  }
+  return row[b.length]
+}
+
+function rejectUnknownKeys(where: string, value: object, known: string[]): void {
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue
+    const nearest = known.reduce((best, k) => (distance(key, k) < distance(key, best) ? k : best))
+    const hint = distance(key, nearest) <= 3 ? ` (did you mean "${nearest}"?)` : ''
+    fail(`${where}.${key}`, `is not a known setting${hint}`)
+  }
+}
+
+function requireString(where: string, value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '') fail(where, 'must be a non-empty string')
+  return value
+}
+
+function requireUrl(where: string, value: unknown): string {
+  const text = requireString(where, value)
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    fail(where, `must be an absolute URL, got "${text}"`)
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') fail(where, 'must be an http(s) URL')
+  return text
+}
+
+function optionalPositive(where: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) fail(where, 'must be a positive number')
+  return value
+}
+
+function optionalBoolean(where: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') fail(where, 'must be true or false')
+  return value
+}
+
+/** The issuer form used for allow-list comparison: exact string, minus one trailing slash. */
+export function normalizeIssuer(iss: string): string {
+  return iss.endsWith('/') ? iss.slice(0, -1) : iss
+}
+
+function validateServer(where: string, server: unknown): KnownFhirServer {
+  if (typeof server !== 'object' || server === null) fail(where, 'must be an object')
+  const s = server as Record<string, unknown>
+  requireUrl(`${where}.issuer`, s.issuer)
+  switch (s.type) {
+    case 'public':
+      break
+    case 'confidential-symmetric':
+      if (s.method !== 'client_secret_basic' && s.method !== 'client_secret_post') {
+        fail(`${where}.method`, 'must be "client_secret_basic" or "client_secret_post"')
+      }
+      requireString(`${where}.clientSecret`, s.clientSecret)
+      break
+    case 'confidential-asymmetric':
+      if (s.method !== 'private_key_jwt') fail(`${where}.method`, 'must be "private_key_jwt"')
+      if (typeof s.privateKey !== 'string' && (typeof s.privateKey !== 'object' || s.privateKey === null)) {
+        fail(`${where}.privateKey`, 'must be a private JWK or a PKCS#8 PEM string')
+      }
+      if (s.alg !== undefined && s.alg !== 'RS384' && s.alg !== 'ES384') fail(`${where}.alg`, 'must be "RS384" or "ES384"')
+      break
+    default:
+      fail(`${where}.type`, 'must be "public", "confidential-symmetric" or "confidential-asymmetric"')
+  }
+  return Object.freeze({ ...s }) as KnownFhirServer
+}
+
+function validateServers(config: Record<string, unknown>): ReadonlyMap<string, KnownFhirServer> | null {
+  const open = config.allowAnyIssuer
+  const list = config.knownFhirServers
+  if (open !== undefined && list !== undefined) fail('config', 'takes either allowAnyIssuer or knownFhirServers, not both')
+  if (open !== undefined) {
+    if (open !== true) fail('config.allowAnyIssuer', 'must be true (or use knownFhirServers)')
+    return null
+  }
+  if (!Array.isArray(list) || list.length === 0) {
+    fail('config.knownFhirServers', 'must be a non-empty array (or set allowAnyIssuer: true to accept any EHR)')
+  }
+  const servers = new Map<string, KnownFhirServer>()
+  list.forEach((entry, i) => {
+    const server = validateServer(`config.knownFhirServers[${i}]`, entry)
+    servers.set(normalizeIssuer(server.issuer), server)
+  })
+  return servers
+}
+
+function decodeKey(value: unknown): Buffer | null {
+  if (value === undefined) return null
+  const text = requireString('options.encryptionKey', value)
+  const key = Buffer.from(text, 'base64')
+  if (key.length !== 32 || key.toString('base64') !== text.replace(/\s/g, '')) {
+    fail('options.encryptionKey', 'must be the base64 encoding of exactly 32 bytes')
+  }
+  return key
+}
+
+/**
+ * Validates configuration and options, applies defaults and freezes the result.
+ * @throws TypeError naming the offending field.
+ */
+export function resolveConfig(config: SmartClientConfiguration, options: SmartClientOptions = {}): ResolvedConfig {
+  if (typeof config !== 'object' || config === null) fail('config', 'must be an object')
+  if (typeof options !== 'object' || options === null) fail('options', 'must be an object')
+  const raw = config as Record<string, unknown>
+  rejectUnknownKeys('config', raw, CONFIG_KEYS)
+  rejectUnknownKeys('options', options, OPTION_KEYS)
+  const scope = requireString('config.scope', raw.scope).trim().split(/\s+/).join(' ')
+  if (options.fetch !== undefined && typeof options.fetch !== 'function') fail('options.fetch', 'must be a function')
+  if (options.now !== undefined && typeof options.now !== 'function') fail('options.now', 'must be a function')
+  return Object.freeze({
+    clientId: requireString('config.clientId', raw.clientId),
+    scope,
+    scopes: new Set(scope.split(' ')),
+    callbackUrl: requireUrl('config.callbackUrl', raw.callbackUrl),
+    redirectUrl: requireString('config.redirectUrl', raw.redirectUrl),
+    knownFhirServers: validateServers(raw),
+    autoRefresh: optionalBoolean('options.autoRefresh', options.autoRefresh, true),
+    enableMultiLaunch: optionalBoolean('options.enableMultiLaunch', options.enableMultiLaunch, false),
+    allowNonHttpsLaunch: optionalBoolean('options.allowNonHttpsLaunch', options.allowNonHttpsLaunch, false),
+    encryptionKey: decodeKey(options.encryptionKey),
+    httpTimeoutMs: optionalPositive('options.httpTimeoutMs', options.httpTimeoutMs, 10_000),
+    sessionTtlSeconds: optionalPositive('options.sessionTtlSeconds', options.sessionTtlSeconds, 8 * 3600),
+    discoveryCacheSeconds: optionalPositive('options.discoveryCacheSeconds', options.discoveryCacheSeconds, 3600),
+    refreshLeewaySeconds: optionalPositive('options.refreshLeewaySeconds', options.refreshLeewaySeconds, 60),
+    fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+    now: options.now ?? Date.now,
+  })
+}

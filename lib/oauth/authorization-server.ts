@@ -1,0 +1,143 @@
+import * as oidc from 'openid-client'
+import type { KnownFhirServer } from '../config'
+import { SmartError } from '../errors'
+import type { SmartConfiguration } from './discovery'
+import { clientAuthFor } from './client-auth'
+import { boundedFetch, HttpFailure, type HttpLimits } from './http'
+
+/** Everything needed to talk to one EHR's authorization server. */
+export interface AuthorizationServer {
+  iss: string
+  smart: SmartConfiguration
+  clientId: string
+  server: KnownFhirServer | undefined
+  http: HttpLimits
+  allowHttp: boolean
+}
+
+/** A token endpoint answer: the JSON openid-client validated, and the id_token it never saw. */
+export interface TokenAnswer {
+  response: oidc.TokenEndpointResponse
+  idToken: string | null
+}
+
+/**
+ * An openid-client Configuration whose fetch is bounded (timeout, no redirects, size cap) and takes the
+ * id_token out of token responses: we verify it ourselves with jose against the issuer's JWKS, and a
+ * refreshed id_token (which SMART sandboxes send without `aud`/`nonce`) is not needed at all.
+ */
+async function configure(as: AuthorizationServer, takeIdToken: (idToken: string) => void): Promise<oidc.Configuration> {
+  const metadata: oidc.ServerMetadata = {
+    issuer: as.smart.issuer ?? as.iss,
+    authorization_endpoint: as.smart.authorization_endpoint,
+    token_endpoint: as.smart.token_endpoint,
+    revocation_endpoint: as.smart.revocation_endpoint,
+  }
+  const auth = await clientAuthFor(as.server, as.smart.token_endpoint)
+  const config = new oidc.Configuration(metadata, as.clientId, undefined, auth)
+  config[oidc.customFetch] = async (url, options) => {
+    const response = await boundedFetch(as.http, url, options as RequestInit)
+    if (url !== as.smart.token_endpoint || response.status !== 200) return response
+    const text = await response.text()
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch {
+      return new Response(text, response)
+    }
+    if (typeof json === 'object' && json !== null && typeof (json as { id_token?: unknown }).id_token === 'string') {
+      const { id_token: idToken, ...rest } = json as { id_token: string }
+      takeIdToken(idToken)
+      return new Response(JSON.stringify(rest), response)
+    }
+    return new Response(text, response)
+  }
+  if (as.allowHttp) oidc.allowInsecureRequests(config)
+  return config
+}
+
+export interface AuthorizationRequest {
+  url: string
+  state: string
+  codeVerifier: string
+  nonce: string | null
+}
+
+/** Builds the SMART EHR-launch authorization URL: PKCE S256, state, nonce (with openid), `aud` and `launch`. */
+export async function buildAuthorizationRequest(
+  as: AuthorizationServer,
+  params: { redirectUri: string; scope: string; launch: string; openid: boolean },
+): Promise<AuthorizationRequest> {
+  const config = await configure(as, () => undefined)
+  const codeVerifier = oidc.randomPKCECodeVerifier()
+  const state = oidc.randomState()
+  const nonce = params.openid ? oidc.randomNonce() : null
+  const query: Record<string, string> = {
+    response_type: 'code',
+    redirect_uri: params.redirectUri,
+    scope: params.scope,
+    state,
+    aud: as.iss,
+    launch: params.launch,
+    code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+  }
+  if (nonce) query.nonce = nonce
+  return { url: oidc.buildAuthorizationUrl(config, query).href, state, codeVerifier, nonce }
+}
+
+function tokenFailure(err: unknown, step: 'code' | 'refresh'): SmartError {
+  if (err instanceof SmartError) return err
+  let cause: unknown = err
+  while (cause instanceof Error && !(cause instanceof HttpFailure) && cause.cause !== undefined) cause = cause.cause
+  if (err instanceof oidc.ResponseBodyError) {
+    // The server refused the grant: a refused refresh ends the SMART session (SECURITY S33).
+    if (step === 'refresh') return new SmartError('SESSION_EXPIRED', `The EHR refused to refresh the session (${err.error}); launch again`, { cause: err })
+    return new SmartError('TOKEN_EXCHANGE_FAILED', `The EHR refused the authorization code (${err.error})`, { cause: err, status: 400 })
+  }
+  const why = cause instanceof HttpFailure ? cause.message : 'the answer was malformed'
+  return new SmartError('TOKEN_EXCHANGE_FAILED', `The EHR's token endpoint failed: ${why}`, { cause: err })
+}
+
+/** Redeems the authorization code with the launch's PKCE verifier and the configured redirect_uri. */
+export async function redeemCode(
+  as: AuthorizationServer,
+  params: { redirectUri: string; code: string; state: string; codeVerifier: string },
+): Promise<TokenAnswer> {
+  let idToken: string | null = null
+  try {
+    const config = await configure(as, (token) => (idToken = token))
+    const currentUrl = new URL(params.redirectUri)
+    currentUrl.search = new URLSearchParams({ code: params.code, state: params.state }).toString()
+    const response = await oidc.authorizationCodeGrant(config, currentUrl, {
+      pkceCodeVerifier: params.codeVerifier,
+      expectedState: params.state,
+      idTokenExpected: false,
+    })
+    return { response, idToken }
+  } catch (err) {
+    throw tokenFailure(err, 'code')
+  }
+}
+
+/** Uses a refresh token once. The refreshed id_token, if any, is dropped: identity comes from the launch. */
+export async function redeemRefreshToken(as: AuthorizationServer, refreshToken: string): Promise<oidc.TokenEndpointResponse> {
+  try {
+    const config = await configure(as, () => undefined)
+    return await oidc.refreshTokenGrant(config, refreshToken)
+  } catch (err) {
+    throw tokenFailure(err, 'refresh')
+  }
+}
+
+/** Revokes a token where the EHR has a revocation endpoint; best effort (a failure is not the user's problem). */
+export async function revokeToken(as: AuthorizationServer, token: string, hint: 'access_token' | 'refresh_token'): Promise<boolean> {
+  if (!as.smart.revocation_endpoint) return false
+  try {
+    const config = await configure(as, () => undefined)
+    await oidc.tokenRevocation(config, token, { token_type_hint: hint })
+    return true
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,101 @@
+import { SmartError } from '../errors'
+import { boundedFetch, type HttpLimits } from './http'
+
+/** The fields of `.well-known/smart-configuration` this library uses. */
+export interface SmartConfiguration {
+  issuer?: string
+  authorization_endpoint: string
+  token_endpoint: string
+  jwks_uri?: string
+  revocation_endpoint?: string
+  code_challenge_methods_supported?: string[]
+  authorization_response_iss_parameter_supported?: boolean
+  capabilities?: string[]
+  [field: string]: unknown
+}
+
+export interface DiscoveryOptions {
+  http: HttpLimits
+  allowHttp: boolean
+  cacheSeconds: number
+  now: () => number
+}
+
+function failed(iss: string, why: string, cause?: unknown): SmartError {
+  return new SmartError('DISCOVERY_FAILED', `SMART discovery for ${iss} failed: ${why}`, { cause })
+}
+
+function checkEndpoint(iss: string, doc: Record<string, unknown>, field: string, allowHttp: boolean, required: boolean): void {
+  const value = doc[field]
+  if (value === undefined && !required) return
+  if (typeof value !== 'string') throw failed(iss, `"${field}" is ${required ? 'missing' : 'not a string'}`)
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw failed(iss, `"${field}" is not an absolute URL`)
+  }
+  if (url.protocol !== 'https:' && !(allowHttp && url.protocol === 'http:')) {
+    throw failed(iss, `"${field}" is not https (allowNonHttpsLaunch is off)`)
+  }
+}
+
+function validate(iss: string, doc: unknown, allowHttp: boolean): SmartConfiguration {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw failed(iss, 'the document is not a JSON object')
+  const fields = doc as Record<string, unknown>
+  checkEndpoint(iss, fields, 'authorization_endpoint', allowHttp, true)
+  checkEndpoint(iss, fields, 'token_endpoint', allowHttp, true)
+  for (const optional of ['jwks_uri', 'revocation_endpoint']) checkEndpoint(iss, fields, optional, allowHttp, false)
+  if (fields.issuer !== undefined && typeof fields.issuer !== 'string') throw failed(iss, '"issuer" is not a string')
+  const methods = fields.code_challenge_methods_supported
+  // PKCE S256 is always used; a server that lists methods without S256 would refuse it (SECURITY S4).
+  if (methods !== undefined && (!Array.isArray(methods) || !methods.includes('S256'))) {
+    throw failed(iss, 'the server does not support PKCE S256')
+  }
+  return Object.freeze(fields as SmartConfiguration)
+}
+
+const MAX_CACHED_ISSUERS = 1000
+
+async function fetchConfiguration(iss: string, opts: DiscoveryOptions): Promise<SmartConfiguration> {
+  const url = `${iss.replace(/\/$/, '')}/.well-known/smart-configuration`
+  let response: Response
+  try {
+    response = await boundedFetch(opts.http, url, { headers: { accept: 'application/json' } }, 256 * 1024)
+  } catch (err) {
+    throw failed(iss, err instanceof Error ? err.message : 'request failed', err)
+  }
+  if (response.status !== 200) throw failed(iss, `the server answered ${response.status}`)
+  let doc: unknown
+  try {
+    doc = await response.json()
+  } catch (err) {
+    throw failed(iss, 'the document is not valid JSON', err)
+  }
+  return validate(iss, doc, opts.allowHttp)
+}
+
+/**
+ * Returns a discovery function with a per-issuer cache: successes are reused for `cacheSeconds`,
+ * failures are not cached, and concurrent look-ups of one issuer share one request.
+ */
+export function createDiscovery(opts: DiscoveryOptions): (iss: string) => Promise<SmartConfiguration> {
+  const cache = new Map<string, { value: SmartConfiguration; expiresAt: number }>()
+  const pending = new Map<string, Promise<SmartConfiguration>>()
+  return function discover(iss) {
+    const hit = cache.get(iss)
+    if (hit && hit.expiresAt > opts.now()) return Promise.resolve(hit.value)
+    const inFlight = pending.get(iss)
+    if (inFlight) return inFlight
+    const lookup = fetchConfiguration(iss, opts)
+      .then((value) => {
+        // Bounded: with allowAnyIssuer, launchers choose the issuers.
+        if (cache.size >= MAX_CACHED_ISSUERS) cache.delete(cache.keys().next().value as string)
+        cache.set(iss, { value, expiresAt: opts.now() + opts.cacheSeconds * 1000 })
+        return value
+      })
+      .finally(() => pending.delete(iss))
+    pending.set(iss, lookup)
+    return lookup
+  }
+}

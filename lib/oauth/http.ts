@@ -1,0 +1,61 @@
+/** Outbound HTTP with the limits every call to an EHR needs: a timeout, no redirects, a size cap. */
+
+export interface HttpLimits {
+  fetch: typeof fetch
+  timeoutMs: number
+}
+
+/** Thrown for transport-level failures; callers turn it into the SmartError of their step. */
+export class HttpFailure extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'HttpFailure'
+  }
+}
+
+const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
+
+async function readCapped(response: Response, maxBytes: number): Promise<Buffer | null> {
+  if (!response.body) return null
+  const declared = Number(response.headers.get('content-length'))
+  if (declared > maxBytes) {
+    await response.body.cancel().catch(() => undefined)
+    throw new HttpFailure(`response larger than ${maxBytes} bytes`)
+  }
+  const reader = response.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > maxBytes) {
+      await reader.cancel().catch(() => undefined)
+      throw new HttpFailure(`response larger than ${maxBytes} bytes`)
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks)
+}
+
+/**
+ * Fetches with a timeout that covers the whole body, never follows a redirect (a 3xx is returned as is),
+ * and refuses bodies over `maxBytes`. The returned Response is fully buffered.
+ */
+export async function boundedFetch(limits: HttpLimits, url: string | URL, init: RequestInit = {}, maxBytes = 1 << 20): Promise<Response> {
+  const timeout = AbortSignal.timeout(limits.timeoutMs)
+  const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout
+  try {
+    const response = await limits.fetch(url, { ...init, redirect: 'manual', signal })
+    const body = await readCapped(response, maxBytes)
+    return new Response(NULL_BODY_STATUS.has(response.status) || body === null ? null : new Uint8Array(body), {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    })
+  } catch (err) {
+    if (err instanceof HttpFailure) throw err
+    const timedOut = timeout.aborted
+    throw new HttpFailure(timedOut ? `no answer within ${limits.timeoutMs} ms` : 'request failed', { cause: err })
+  }
+}

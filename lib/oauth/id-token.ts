@@ -1,0 +1,70 @@
+import { createRemoteJWKSet, customFetch, jwtVerify, type JWTPayload } from 'jose'
+import { SmartError } from '../errors'
+import { boundedFetch, type HttpLimits } from './http'
+
+/** Asymmetric algorithms only: no `none`, no HS* (a public key must never verify an HMAC). */
+const ALLOWED_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512']
+const CLOCK_TOLERANCE_SECONDS = 60
+const MAX_ID_TOKEN_AGE_SECONDS = 10 * 60
+
+export interface IdTokenExpectations {
+  issuer: string | undefined
+  jwksUri: string | undefined
+  clientId: string
+  nonce: string | null
+  now: () => number
+}
+
+type KeySet = ReturnType<typeof createRemoteJWKSet>
+
+/** Keeps one JWKS (with jose's own caching and cooldown) per jwks_uri. */
+export function createKeySets(http: HttpLimits): (jwksUri: string) => KeySet {
+  const sets = new Map<string, KeySet>()
+  return (jwksUri) => {
+    let set = sets.get(jwksUri)
+    if (!set) {
+      if (sets.size >= 1000) sets.delete(sets.keys().next().value as string)
+      set = createRemoteJWKSet(new URL(jwksUri), {
+        timeoutDuration: http.timeoutMs,
+        [customFetch]: (url, init) => boundedFetch(http, url, { method: init.method, headers: init.headers, signal: init.signal }, 256 * 1024),
+      })
+      sets.set(jwksUri, set)
+    }
+    return set
+  }
+}
+
+function invalid(reason: string, cause?: unknown): SmartError {
+  return new SmartError('INVALID_ID_TOKEN', `The id_token was rejected: ${reason}`, { cause })
+}
+
+/**
+ * Verifies an id_token as OpenID Connect Core §3.1.3.7 asks: signature by a key of the expected issuer's
+ * JWKS (never a key the token names itself), allowed algorithm, exact `iss`, `aud` containing our
+ * client id, `exp`/`iat` within a bounded skew, and the launch's `nonce`.
+ */
+export async function verifyIdToken(idToken: string, expected: IdTokenExpectations, keySets: (uri: string) => KeySet): Promise<JWTPayload> {
+  if (!expected.issuer || !expected.jwksUri) {
+    throw invalid('the EHR sent an id_token but its smart-configuration names no issuer and jwks_uri to verify it')
+  }
+  let payload: JWTPayload
+  try {
+    ;({ payload } = await jwtVerify(idToken, keySets(expected.jwksUri), {
+      algorithms: ALLOWED_ALGORITHMS,
+      issuer: expected.issuer,
+      audience: expected.clientId,
+      clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      maxTokenAge: MAX_ID_TOKEN_AGE_SECONDS + CLOCK_TOLERANCE_SECONDS,
+      requiredClaims: ['iss', 'sub', 'aud', 'exp', 'iat'],
+      currentDate: new Date(expected.now()),
+    }))
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? ''
+    throw invalid(code ? code.replace(/^ERR_/, '').toLowerCase().replace(/_/g, ' ') : 'verification failed', err)
+  }
+  if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload.azp !== undefined && payload.azp !== expected.clientId) {
+    throw invalid('azp is not this client')
+  }
+  if (expected.nonce !== null && payload.nonce !== expected.nonce) throw invalid('nonce does not match this launch')
+  return payload
+}
