@@ -1,0 +1,80 @@
+import type { Store } from 'express-session'
+import { expressSessionStorage, SmartError, type SmartStorage } from '../../lib'
+import { storeKinds } from '../helpers/stores'
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+describe.each(storeKinds())('expressSessionStorage over %s', (_name, kind) => {
+  let store: Store
+  let storage: SmartStorage
+  let close: () => Promise<void>
+  let newStore: () => Promise<Store>
+
+  beforeAll(async () => {
+    ;({ store, close, newStore } = await kind.open())
+    storage = expressSessionStorage(store)
+  })
+  afterAll(() => close())
+
+  it('stores, reads and deletes JSON values', async () => {
+    await storage.set('a', { nested: [1, 'two', { three: true }] })
+    await expect(storage.get('a')).resolves.toEqual({ nested: [1, 'two', { three: true }] })
+    await storage.delete('a')
+    await expect(storage.get('a')).resolves.toBeUndefined()
+  })
+
+  it('answers undefined for a key never written', async () => {
+    await expect(storage.get('never-written')).resolves.toBeUndefined()
+  })
+
+  it('honours TTLs', async () => {
+    await storage.set('short', 'value', 1)
+    await expect(storage.get('short')).resolves.toBe('value')
+    await sleep(2100)
+    await expect(storage.get('short')).resolves.toBeUndefined()
+  })
+
+  it('keeps its keys apart from session ids by prefix', async () => {
+    await storage.set('sid-1', 'smart')
+    await expect(new Promise((resolve) => store.get('sid-1', (_err, value) => resolve(value)))).resolves.toBeFalsy()
+  })
+
+  it('setIfAbsent lets exactly one of many concurrent writers win', async () => {
+    const other = expressSessionStorage(await newStore())
+    const attempts = Array.from({ length: 20 }, (_, i) => (i % 2 ? other : storage).setIfAbsent!('lock:x', `owner-${i}`, 5))
+    const wins = (await Promise.all(attempts)).filter(Boolean)
+    expect(wins).toHaveLength(1)
+    await storage.delete('lock:x')
+    await expect(storage.setIfAbsent!('lock:x', 'again', 5)).resolves.toBe(true)
+    await storage.delete('lock:x')
+  })
+
+  it('shares values with a second store on the same backend (another app process)', async () => {
+    const other = expressSessionStorage(await newStore())
+    await storage.set('shared', { n: 1 })
+    await expect(other.get('shared')).resolves.toEqual({ n: 1 })
+  })
+})
+
+describe('expressSessionStorage failures', () => {
+  function brokenStore(behaviour: 'error' | 'hang'): Store {
+    const answer = (cb: (err?: unknown) => void) => (behaviour === 'error' ? cb(new Error('ECONNREFUSED')) : undefined)
+    return { get: (_sid: string, cb: (err?: unknown) => void) => answer(cb), set: (_s: string, _v: unknown, cb: (err?: unknown) => void) => answer(cb), destroy: (_s: string, cb: (err?: unknown) => void) => answer(cb) } as unknown as Store
+  }
+
+  it('turns a store error into STORAGE_UNAVAILABLE (503)', async () => {
+    const err = await expressSessionStorage(brokenStore('error')).get('k').catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(SmartError)
+    expect(err).toMatchObject({ code: 'STORAGE_UNAVAILABLE', status: 503 })
+  })
+
+  it('fails fast when the store never answers', async () => {
+    const started = Date.now()
+    await expect(expressSessionStorage(brokenStore('hang'), { timeoutMs: 200 }).set('k', 1)).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE' })
+    expect(Date.now() - started).toBeLessThan(2000)
+  })
+
+  it('refuses something that is not a Store at creation', () => {
+    expect(() => expressSessionStorage({} as Store)).toThrow(TypeError)
+  })
+})
