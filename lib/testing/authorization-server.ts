@@ -1,0 +1,241 @@
+import { randomBytes } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { exportJWK, generateKeyPair } from 'jose'
+import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider'
+import { memoryAdapterFactory } from './memory-adapter'
+import { allSupportedScopes } from './smart-scopes'
+import type { LaunchContext, MockEhrClient, MockEhrFaults, MockEhrStats } from './types'
+
+export interface AuthorizationServerOptions {
+  issuer: string
+  fhirBase: string
+  clients: MockEhrClient[]
+  accessTokenTtlSeconds: number
+  refreshTokenTtlSeconds: number
+  practitionerId: string
+  practitionerName: { given: string; family: string }
+  fhirUser: string
+  launches: ReadonlyMap<string, LaunchContext>
+  stats: MockEhrStats
+  faults: MockEhrFaults
+}
+
+/** What the FHIR server learns from a valid access token. */
+export interface TokenInfo {
+  scope: string
+  clientId: string
+  context: LaunchContext | null
+}
+
+export interface AuthorizationServer {
+  /** Node request handler for the provider, to be mounted at the issuer's path. */
+  handler: (req: IncomingMessage, res: ServerResponse) => void
+  /** Auto-approving login + consent: the `interactions.url` page. */
+  interaction: (req: IncomingMessage, res: ServerResponse) => Promise<void>
+  validateAccessToken(token: string): Promise<TokenInfo | null>
+  expireAccessTokens(): void
+  endpoints: { authorization: string; token: string; jwks: string; revocation: string; userinfo: string }
+}
+
+export const INTERACTION_PATH = '/interaction'
+
+const ROUTES = {
+  authorization: '/authorize',
+  token: '/token',
+  jwks: '/jwks',
+  revocation: '/revoke',
+  userinfo: '/userinfo',
+}
+
+// oidc-provider insists on registered redirect_uris; clients registered without any get this
+// placeholder and a redirectUriAllowed override that accepts any http(s) URL instead.
+const ANY_REDIRECT_PLACEHOLDER = 'https://any-redirect.invalid/callback'
+
+function clientMetadata(client: MockEhrClient): Record<string, unknown> {
+  const base = {
+    client_id: client.clientId,
+    redirect_uris: client.redirectUris ?? [ANY_REDIRECT_PLACEHOLDER],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+  }
+  switch (client.type) {
+    case 'public':
+      return { ...base, token_endpoint_auth_method: 'none' }
+    case 'confidential-symmetric':
+      return { ...base, client_secret: client.clientSecret, token_endpoint_auth_method: client.method }
+    case 'confidential-asymmetric':
+      return {
+        ...base,
+        jwks: client.jwks,
+        token_endpoint_auth_method: 'private_key_jwt',
+        ...(client.alg ? { token_endpoint_auth_signing_alg: client.alg } : {}),
+      }
+  }
+}
+
+function launchContextFields(context: LaunchContext): Record<string, unknown> {
+  return {
+    patient: context.patient,
+    ...(context.encounter ? { encounter: context.encounter } : {}),
+    need_patient_banner: context.needPatientBanner ?? true,
+    ...(context.smartStyleUrl ? { smart_style_url: context.smartStyleUrl } : {}),
+    ...(context.intent ? { intent: context.intent } : {}),
+    ...(context.fhirContext ? { fhirContext: context.fhirContext } : {}),
+  }
+}
+
+function isHttpUrl(value: string): boolean {
+  const url = URL.parse(value)
+  return url !== null && (url.protocol === 'http:' || url.protocol === 'https:')
+}
+
+async function signingKey(): Promise<JsonWebKey & { kid: string }> {
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true })
+  const jwk = await exportJWK(privateKey)
+  return { ...jwk, kid: randomBytes(8).toString('hex'), alg: 'RS256', use: 'sig' }
+}
+
+/** The SMART authorization server: oidc-provider configured for the SMART App Launch code flow. */
+export async function createAuthorizationServer(options: AuthorizationServerOptions): Promise<AuthorizationServer> {
+  const { practitionerId, launches, stats } = options
+  const grantContexts = new Map<string, LaunchContext>()
+  const issuedAccessTokens = new Set<string>()
+  const expiredAccessTokens = new Set<string>()
+  const anyRedirectClients = new Set(options.clients.filter((c) => !c.redirectUris).map((c) => c.clientId))
+
+  const provider = new Provider(options.issuer, {
+    adapter: memoryAdapterFactory(),
+    clients: options.clients.map(clientMetadata),
+    jwks: { keys: [await signingKey()] },
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    routes: ROUTES,
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    scopes: allSupportedScopes(),
+    claims: { openid: ['sub'], fhirUser: ['fhirUser'], profile: ['name', 'given_name', 'family_name'] },
+    // SMART apps read fhirUser from the id_token even when an access token is issued alongside.
+    conformIdTokenClaims: false,
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+    enabledJWA: { clientAuthSigningAlgValues: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'ES256', 'ES384'] },
+    features: { devInteractions: { enabled: false }, revocation: { enabled: true } },
+    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `${INTERACTION_PATH}/${interaction.uid}` },
+    extraParams: {
+      async aud(_ctx: unknown, value: unknown) {
+        if (value !== options.fhirBase) throw new errors.InvalidRequest('aud must be the FHIR server base URL')
+      },
+      async launch(ctx: KoaContextWithOIDC, value: unknown) {
+        if (value === undefined) {
+          const scope = String(ctx.oidc?.params?.scope ?? '').split(' ')
+          if (scope.includes('launch')) throw new errors.InvalidRequest('launch is required with the launch scope')
+        } else if (typeof value !== 'string' || !launches.has(value)) {
+          throw new errors.InvalidRequest('unknown launch')
+        }
+      },
+    },
+    findAccount: async (_ctx: unknown, sub: string) =>
+      sub !== practitionerId
+        ? undefined
+        : {
+            accountId: sub,
+            claims: async () => ({
+              sub,
+              fhirUser: options.fhirUser,
+              name: `${options.practitionerName.given} ${options.practitionerName.family}`,
+              given_name: options.practitionerName.given,
+              family_name: options.practitionerName.family,
+            }),
+          },
+    // SMART: online_access asks for a refresh token too, and no client has to send prompt=consent.
+    issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }, code: { scopes: Set<string> }) =>
+      client.grantTypeAllowed('refresh_token') && (code.scopes.has('offline_access') || code.scopes.has('online_access')),
+    rotateRefreshToken: () => true,
+    expiresWithSession: async () => false,
+    ttl: {
+      AccessToken: options.accessTokenTtlSeconds,
+      RefreshToken: options.refreshTokenTtlSeconds,
+      Grant: Math.max(options.refreshTokenTtlSeconds, options.accessTokenTtlSeconds),
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      Interaction: 600,
+      Session: 3600,
+    },
+    renderError: async (ctx: KoaContextWithOIDC, out: Record<string, string>) => {
+      ctx.body = out
+    },
+  })
+
+  const originalRedirectUriAllowed = provider.Client.prototype.redirectUriAllowed
+  provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(value: string) {
+    if (anyRedirectClients.has(this.clientId)) return isHttpUrl(value)
+    return originalRedirectUriAllowed.call(this, value)
+  }
+
+  provider.on('access_token.saved', (token: { jti: string }) => {
+    issuedAccessTokens.add(token.jti)
+  })
+
+  provider.use(async function smartAuthorizationServer(ctx, next) {
+    // oidc-provider drops offline_access unless prompt=consent (OIDC Core 11); SMART apps do not send
+    // it, and consent is approved automatically here anyway.
+    const { scope, prompt } = ctx.query
+    if (ctx.method === 'GET' && ctx.path === ROUTES.authorization && prompt === undefined
+      && typeof scope === 'string' && scope.split(' ').includes('offline_access')) {
+      ctx.query = { ...ctx.query, prompt: 'consent' }
+    }
+    await next()
+    const route = ctx.oidc?.route
+    if (ctx.status !== 200) return
+    if (route === 'revocation') stats.revocations++
+    if (route !== 'token' || typeof ctx.body !== 'object' || ctx.body === null) return
+    const grantType = ctx.oidc?.params?.grant_type
+    if (grantType === 'authorization_code') stats.codeGrants++
+    if (grantType === 'refresh_token') stats.refreshGrants++
+    const grantId = ctx.oidc?.entities.Grant?.jti
+    const context = grantId ? grantContexts.get(grantId) : undefined
+    if (context) Object.assign(ctx.body, launchContextFields(context))
+  })
+
+  async function interaction(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const details = await provider.interactionDetails(req, res)
+    if (options.faults.authorize === 'deny') {
+      const denied = { error: 'access_denied', error_description: 'The user denied the authorization request' }
+      await provider.interactionFinished(req, res, denied, { mergeWithLastSubmission: false })
+      return
+    }
+    // A new grant per authorization, so that each launch keeps its own context across refreshes.
+    const grant = new provider.Grant({ accountId: practitionerId, clientId: String(details.params.client_id) })
+    grant.addOIDCScope(String(details.params.scope ?? ''))
+    const grantId = await grant.save()
+    const launch = details.params.launch
+    const context = typeof launch === 'string' ? launches.get(launch) : undefined
+    if (context) grantContexts.set(grantId, context)
+    const result = { login: { accountId: practitionerId }, consent: { grantId } }
+    await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false })
+  }
+
+  async function validateAccessToken(value: string): Promise<TokenInfo | null> {
+    const token = await provider.AccessToken.find(value).catch(() => undefined)
+    if (!token || token.isExpired || expiredAccessTokens.has(token.jti)) return null
+    return { scope: token.scope ?? '', clientId: token.clientId, context: grantContexts.get(token.grantId) ?? null }
+  }
+
+  function expireAccessTokens(): void {
+    for (const jti of issuedAccessTokens) expiredAccessTokens.add(jti)
+    issuedAccessTokens.clear()
+  }
+
+  const endpoint = (path: string) => `${options.issuer}${path}`
+  return {
+    handler: provider.callback(),
+    interaction,
+    validateAccessToken,
+    expireAccessTokens,
+    endpoints: {
+      authorization: endpoint(ROUTES.authorization),
+      token: endpoint(ROUTES.token),
+      jwks: endpoint(ROUTES.jwks),
+      revocation: endpoint(ROUTES.revocation),
+      userinfo: endpoint(ROUTES.userinfo),
+    },
+  }
+}

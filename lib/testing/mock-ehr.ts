@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express, { type NextFunction, type Request, type Response } from 'express'
+import { createAuthorizationServer, INTERACTION_PATH } from './authorization-server'
+import { faultInjector } from './faults'
+import { createFhirRouter } from './fhir-server'
+import { FhirStore } from './fhir-store'
+import { DEFAULT_PRACTITIONER_ID, PRACTITIONER_NAME, seedResources } from './seed-data'
+import { capabilityStatement, smartConfiguration, type SmartEndpoints } from './smart-configuration'
+import type { FhirLogEntry, LaunchContext, MockEhr, MockEhrClient, MockEhrFaults, MockEhrOptions, MockEhrStats } from './types'
+import { createUserAgent } from './user-agent'
+
+const DEFAULT_CLIENTS: MockEhrClient[] = [{ clientId: 'mock-app', type: 'public' }]
+const DEFAULT_REFRESH_TOKEN_TTL = 14 * 24 * 3600
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject)
+      resolve((server.address() as AddressInfo).port)
+    })
+  })
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value <= 0) throw new TypeError(`createMockEhr: ${name} must be a positive integer`)
+  return value
+}
+
+/**
+ * Starts a mock SMART on FHIR EHR on 127.0.0.1: an oidc-provider authorization server configured
+ * for SMART App Launch 2.x, `.well-known/smart-configuration`, and a small seeded FHIR R4 server.
+ * Login and consent are approved automatically as the configured practitioner.
+ *
+ * Seed patients: `patient-1` (encounter `patient-1-encounter-1`), `patient-2`, `patient-3`.
+ *
+ * @example
+ * ```ts
+ * const ehr = await createMockEhr()
+ * const launch = ehr.launchUrl('http://127.0.0.1:3000/launch', { patient: 'patient-1' })
+ * // ...let the app handle the launch and answer with the authorization URL, then:
+ * const callback = await ehr.authorize(authorizationUrl)   // http://127.0.0.1:3000/callback?code=...&state=...&iss=...
+ * // ...let the app handle the callback
+ * expect(ehr.stats.codeGrants).toBe(1)
+ * await ehr.close()
+ * ```
+ */
+export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockEhr> {
+  const accessTokenTtlSeconds = positiveInteger('accessTokenTtlSeconds', options.accessTokenTtlSeconds, 3600)
+  const refreshTokenTtlSeconds = positiveInteger('refreshTokenTtlSeconds', options.refreshTokenTtlSeconds, DEFAULT_REFRESH_TOKEN_TTL)
+  const practitionerId = options.practitionerId ?? DEFAULT_PRACTITIONER_ID
+  const clients = options.clients ?? DEFAULT_CLIENTS
+  if (clients.length === 0) throw new TypeError('createMockEhr: clients must not be empty')
+
+  const app = express()
+  const server = createServer(app)
+  const port = await listen(server, options.port ?? 0)
+  const origin = `http://127.0.0.1:${port}`
+  const fhirBase = `${origin}/fhir`
+  const issuer = `${origin}/oauth`
+
+  const stats: MockEhrStats = { discoveryFetches: 0, codeGrants: 0, refreshGrants: 0, fhirRequests: 0, revocations: 0 }
+  const fhirLog: FhirLogEntry[] = []
+  const faults: MockEhrFaults = {}
+  const launches = new Map<string, LaunchContext>()
+  const hanging = new Set<Response>()
+  let current = faults
+
+  const auth = await createAuthorizationServer({
+    issuer,
+    fhirBase,
+    clients,
+    accessTokenTtlSeconds,
+    refreshTokenTtlSeconds,
+    practitionerId,
+    practitionerName: PRACTITIONER_NAME,
+    fhirUser: options.fhirUserRelative ? `Practitioner/${practitionerId}` : `${fhirBase}/Practitioner/${practitionerId}`,
+    launches,
+    stats,
+    // Read through a getter: tests may replace the whole `faults` object.
+    faults: { get authorize() { return current.authorize } },
+  })
+  const endpoints: SmartEndpoints = { issuer, fhirBase, ...auth.endpoints }
+  const inject = (kind: 'discovery' | 'token' | 'fhir' | 'jwks') => faultInjector(() => current[kind], hanging)
+
+  app.disable('x-powered-by')
+  app.get('/fhir/.well-known/smart-configuration', (_req, _res, next) => {
+    stats.discoveryFetches++
+    next()
+  }, inject('discovery'), (_req, res) => {
+    res.json(smartConfiguration(endpoints))
+  })
+  app.get('/oauth/.well-known/openid-configuration', inject('discovery'))
+  app.get('/oauth/jwks', inject('jwks'))
+  app.post('/oauth/token', inject('token'))
+  app.get(`${INTERACTION_PATH}/:uid`, (req: Request, res: Response, next: NextFunction) => {
+    auth.interaction(req, res).catch(next)
+  })
+  app.use('/fhir', createFhirRouter({
+    base: fhirBase,
+    store: new FhirStore(seedResources(practitionerId)),
+    stats,
+    log: fhirLog,
+    validateAccessToken: auth.validateAccessToken,
+    capabilityStatement: () => capabilityStatement(endpoints),
+    injectFault: inject('fhir'),
+  }))
+  app.use('/oauth', auth.handler)
+
+  const authorize = createUserAgent(origin)
+
+  return {
+    iss: fhirBase,
+    issuer,
+    stats,
+    fhirLog,
+    get faults() { return current },
+    set faults(value: MockEhrFaults) { current = value },
+    launchUrl(appLaunchUrl: string, context: LaunchContext): string {
+      if (typeof context?.patient !== 'string' || context.patient === '') {
+        throw new TypeError('launchUrl: context.patient is required')
+      }
+      const launch = randomBytes(16).toString('base64url')
+      launches.set(launch, structuredClone(context))
+      const url = new URL(appLaunchUrl)
+      url.searchParams.set('iss', fhirBase)
+      url.searchParams.set('launch', launch)
+      return url.href
+    },
+    authorize,
+    expireAccessTokens: auth.expireAccessTokens,
+    close(): Promise<void> {
+      return new Promise((resolve, reject) => {
+        for (const res of hanging) res.destroy()
+        server.close((error) => (error ? reject(error) : resolve()))
+        server.closeAllConnections()
+      })
+    },
+  }
+}

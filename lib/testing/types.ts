@@ -1,0 +1,75 @@
+/** How a faulty endpoint misbehaves: answer 500, never answer (until `close()`), or answer 200 with a body that is not what the caller expects. */
+export type Fault = '500' | 'hang' | 'malformed'
+
+/** The EHR context a launch id stands for; returned to the app in the token response. */
+export interface LaunchContext {
+  patient: string
+  encounter?: string
+  intent?: string
+  needPatientBanner?: boolean
+  smartStyleUrl?: string
+  fhirContext?: Array<{ reference?: string; canonical?: string; type?: string; role?: string }>
+}
+
+/** A client registered at the mock authorization server. Without `redirectUris` any http(s) redirect_uri is accepted. */
+export type MockEhrClient = { clientId: string; redirectUris?: string[] } & (
+  | { type: 'public' }
+  | { type: 'confidential-symmetric'; clientSecret: string; method: 'client_secret_basic' | 'client_secret_post' }
+  | { type: 'confidential-asymmetric'; jwks: { keys: JsonWebKey[] }; alg?: 'RS384' | 'ES384' }
+)
+
+export interface MockEhrOptions {
+  /** Default: one public client `mock-app` accepting any redirect_uri. */
+  clients?: MockEhrClient[]
+  /** Default 3600. */
+  accessTokenTtlSeconds?: number
+  /** Default 14 days. */
+  refreshTokenTtlSeconds?: number
+  /** The practitioner who "logs in" and approves every authorization. Default `smart-practitioner-1`. */
+  practitionerId?: string
+  /** `fhirUser` as `Practitioner/<id>` instead of an absolute URL on the FHIR base. */
+  fhirUserRelative?: boolean
+  /** Default: a free port. */
+  port?: number
+}
+
+export interface MockEhrStats {
+  discoveryFetches: number
+  codeGrants: number
+  refreshGrants: number
+  fhirRequests: number
+  revocations: number
+}
+
+export interface FhirLogEntry {
+  method: string
+  url: string
+  accessToken: string | null
+  status: number
+}
+
+export interface MockEhrFaults {
+  discovery?: Fault
+  token?: Fault
+  fhir?: Fault
+  jwks?: Fault
+  authorize?: 'deny'
+}
+
+export interface MockEhr {
+  /** The FHIR base URL, `http://127.0.0.1:<port>/fhir`: what an EHR launch sends as `iss`. */
+  readonly iss: string
+  /** The authorization server's issuer (id_token `iss`, RFC 9207 `iss`). Differs from `iss`. */
+  readonly issuer: string
+  /** Mints a launch id bound to `context` and returns `appLaunchUrl?iss=...&launch=...`. */
+  launchUrl(appLaunchUrl: string, context: LaunchContext): string
+  /** Plays the user's browser: follows the authorization flow and resolves with the redirect back to the app. */
+  authorize(authorizationUrl: string): Promise<URL>
+  /** Makes every access token issued so far invalid at the FHIR server (401). */
+  expireAccessTokens(): void
+  readonly stats: MockEhrStats
+  readonly fhirLog: FhirLogEntry[]
+  /** Mutable: set a field to make that endpoint misbehave, delete it to heal. */
+  faults: MockEhrFaults
+  close(): Promise<void>
+}
