@@ -1,0 +1,288 @@
+import type { Store } from 'express-session'
+import { SmartClient, SmartError, expressSessionStorage, type SmartStorage } from '../../lib'
+import { createMockEhr, type MockEhr } from '../../lib/testing'
+import { storeKinds } from '../helpers/stores'
+import { authorize, completeLaunch, devOptions, ehrLaunch, openConfig, testClock } from '../helpers/smart'
+
+let ehr: MockEhr
+beforeAll(async () => (ehr = await createMockEhr()))
+afterAll(() => ehr.close())
+
+const context = { patient: 'patient-1', encounter: 'encounter-1' }
+
+describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
+  let store: Store
+  let storage: SmartStorage
+  let newStore: () => Promise<Store>
+  let close: () => Promise<void>
+  const config = openConfig()
+  let sid = 0
+  const nextSession = () => `session-${++sid}-${Math.random().toString(36).slice(2)}`
+
+  beforeAll(async () => {
+    ;({ store, newStore, close } = await kind.open())
+    storage = expressSessionStorage(store)
+  })
+  afterAll(() => close())
+
+  it('launch → callback → ready yields the launched patient, encounter and user, and reads the Patient', async () => {
+    const client = new SmartClient(nextSession(), storage, config, devOptions)
+    const result = await completeLaunch(ehr, context, client)
+    expect(result).toEqual({ redirectUrl: 'http://app.test/app', patient: 'patient-1', intent: null })
+
+    const fhir = await client.ready()
+    expect(fhir.fhirServer).toBe(ehr.iss)
+    expect(fhir.patient).toEqual({ id: 'patient-1', reference: 'Patient/patient-1' })
+    expect(fhir.encounter).toEqual({ id: 'encounter-1', reference: 'Encounter/encounter-1' })
+    expect(fhir.user).toMatchObject({ resourceType: 'Practitioner', fhirUser: expect.stringContaining(`${ehr.iss}/Practitioner/`) })
+    expect(fhir.scope.split(' ')).toEqual(expect.arrayContaining(['openid', 'launch', 'patient/*.rs']))
+    expect(fhir.idTokenClaims).toMatchObject({ iss: ehr.issuer, aud: 'mock-app' })
+    const patient = await fhir.request<{ resourceType: string; id: string }>('Patient/patient-1')
+    expect(patient).toMatchObject({ resourceType: 'Patient', id: 'patient-1' })
+  })
+
+  it('S8 S5 the authorization URL carries every SMART parameter', async () => {
+    const launch = ehrLaunch(ehr, context)
+    const { redirectUrl } = await new SmartClient(nextSession(), storage, config, devOptions).launch(launch)
+    const params = new URL(redirectUrl).searchParams
+    expect(Object.fromEntries(params)).toMatchObject({
+      response_type: 'code',
+      client_id: 'mock-app',
+      redirect_uri: 'http://app.test/callback',
+      scope: config.scope,
+      aud: ehr.iss,
+      launch: launch.launch,
+      code_challenge_method: 'S256',
+    })
+    expect(params.get('state')).toMatch(/^[\w-]{43,}$/)
+    expect(params.get('code_challenge')).toMatch(/^[\w-]{43}$/)
+    expect(params.get('nonce')).toMatch(/^[\w-]{43,}$/)
+  })
+
+  it('S11 two launches in one session, called back in reverse order, both complete', async () => {
+    const session = nextSession()
+    const client = new SmartClient(session, storage, config, devOptions)
+    const first = await client.launch(ehrLaunch(ehr, { patient: 'patient-1' }))
+    const second = await client.launch(ehrLaunch(ehr, { patient: 'patient-2' }))
+    await expect(client.callback(await authorize(ehr, second.redirectUrl))).resolves.toMatchObject({ patient: 'patient-2' })
+    await expect(client.callback(await authorize(ehr, first.redirectUrl))).resolves.toMatchObject({ patient: 'patient-1' })
+    // Single-launch mode: the most recently completed callback defines the context.
+    expect((await client.ready()).patient?.id).toBe('patient-1')
+  })
+
+  it('S12 rejects an unknown state before any token call and stores nothing', async () => {
+    const client = new SmartClient(nextSession(), storage, config, devOptions)
+    const { redirectUrl } = await client.launch(ehrLaunch(ehr, context))
+    const query = await authorize(ehr, redirectUrl)
+    const grants = ehr.stats.codeGrants
+    await expect(client.callback({ ...query, state: 'forged-state' })).rejects.toMatchObject({ code: 'INVALID_STATE', status: 400 })
+    expect(ehr.stats.codeGrants).toBe(grants)
+    await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION', status: 401 })
+  })
+
+  it('S12 rejects a replayed state', async () => {
+    const client = new SmartClient(nextSession(), storage, config, devOptions)
+    const { redirectUrl } = await client.launch(ehrLaunch(ehr, context))
+    const query = await authorize(ehr, redirectUrl)
+    await client.callback(query)
+    await expect(client.callback(query)).rejects.toMatchObject({ code: 'INVALID_STATE' })
+  })
+
+  it('S12 rejects the state of another session', async () => {
+    const mine = new SmartClient(nextSession(), storage, config, devOptions)
+    const theirs = new SmartClient(nextSession(), storage, config, devOptions)
+    const { redirectUrl } = await mine.launch(ehrLaunch(ehr, context))
+    await expect(theirs.callback(await authorize(ehr, redirectUrl))).rejects.toMatchObject({ code: 'INVALID_STATE' })
+    await expect(theirs.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+  })
+
+  it('S6 rejects an expired state', async () => {
+    const clock = testClock()
+    const options = { ...devOptions, now: clock.now }
+    const session = nextSession()
+    const { redirectUrl } = await new SmartClient(session, storage, config, options).launch(ehrLaunch(ehr, context))
+    const query = await authorize(ehr, redirectUrl)
+    clock.advance(11 * 60 * 1000)
+    await expect(new SmartClient(session, storage, config, options).callback(query)).rejects.toMatchObject({ code: 'INVALID_STATE' })
+  })
+
+  it('S13 ?error=access_denied is AUTHORIZATION_DENIED without a code exchange', async () => {
+    const client = new SmartClient(nextSession(), storage, config, devOptions)
+    const { redirectUrl } = await client.launch(ehrLaunch(ehr, context))
+    ehr.faults.authorize = 'deny'
+    try {
+      const query = await authorize(ehr, redirectUrl)
+      expect(query.error).toBe('access_denied')
+      await expect(client.callback(query)).rejects.toMatchObject({ code: 'AUTHORIZATION_DENIED', status: 403 })
+    } finally {
+      delete ehr.faults.authorize
+    }
+    await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+  })
+
+  it('a launch without encounter and without offline_access works, and cannot be refreshed', async () => {
+    const clock = testClock()
+    const options = { ...devOptions, now: clock.now }
+    const onlineConfig = openConfig({ scope: 'openid fhirUser launch patient/*.rs' })
+    const client = new SmartClient(nextSession(), storage, onlineConfig, options)
+    await completeLaunch(ehr, { patient: 'patient-2' }, client)
+    const fhir = await client.ready()
+    expect(fhir.encounter).toBeNull()
+    expect(fhir.patient?.id).toBe('patient-2')
+    clock.advance(2 * 3600 * 1000)
+    await expect(client.ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED', status: 401 })
+  })
+
+  it('S30 S32 after expiry ready() refreshes, keeps the launch context and follows rotation', async () => {
+    const clock = testClock()
+    const options = { ...devOptions, now: clock.now }
+    const client = new SmartClient(nextSession(), storage, config, options)
+    await completeLaunch(ehr, context, client)
+    const grants = ehr.stats.refreshGrants
+    clock.advance(3600 * 1000)
+    const first = await client.ready()
+    expect(ehr.stats.refreshGrants).toBe(grants + 1)
+    expect(first.patient?.id).toBe('patient-1')
+    expect(first.encounter?.id).toBe('encounter-1')
+    expect(first.user?.resourceType).toBe('Practitioner')
+    await expect(first.request('Patient/patient-1')).resolves.toMatchObject({ id: 'patient-1' })
+    // A second expiry needs the rotated refresh token: the first one is already spent.
+    clock.advance(3600 * 1000)
+    await expect(client.ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+    expect(ehr.stats.refreshGrants).toBe(grants + 2)
+  })
+
+  it('refresh() always refreshes, even with a fresh token', async () => {
+    const client = new SmartClient(nextSession(), storage, config, devOptions)
+    await completeLaunch(ehr, context, client)
+    const grants = ehr.stats.refreshGrants
+    await client.refresh()
+    expect(ehr.stats.refreshGrants).toBe(grants + 1)
+  })
+
+  it('S31 concurrent refreshes in two app processes use the refresh token once', async () => {
+    const clock = testClock()
+    const options = { ...devOptions, now: clock.now }
+    const session = nextSession()
+    const otherStorage = expressSessionStorage(await newStore())
+    await completeLaunch(ehr, context, new SmartClient(session, storage, config, options))
+    clock.advance(3600 * 1000)
+    const grants = ehr.stats.refreshGrants
+    // A separate options object gives the second "process" its own runtime: no in-process single-flight shared.
+    const otherOptions = { ...options }
+    const readies = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        i % 2 ? new SmartClient(session, otherStorage, config, otherOptions).ready() : new SmartClient(session, storage, config, options).ready(),
+      ),
+    )
+    expect(ehr.stats.refreshGrants).toBe(grants + 1)
+    for (const fhir of readies) expect(fhir.patient?.id).toBe('patient-1')
+  })
+
+  it('S33 a refused refresh (invalid_grant) ends the SMART session without looping', async () => {
+    const shortLived = await createMockEhr({ refreshTokenTtlSeconds: 1 })
+    try {
+      const clock = testClock()
+      let refreshAttempts = 0
+      const counting: typeof fetch = (input, init) => {
+        if (String(init?.body ?? '').includes('grant_type=refresh_token')) refreshAttempts++
+        return fetch(input, init)
+      }
+      const client = new SmartClient(nextSession(), storage, config, { ...devOptions, now: clock.now, fetch: counting })
+      await completeLaunch(shortLived, context, client)
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      clock.advance(3600 * 1000)
+      await expect(client.ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED', status: 401 })
+      expect(refreshAttempts).toBe(1)
+      await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+      expect(refreshAttempts).toBe(1)
+    } finally {
+      await shortLived.close()
+    }
+  })
+
+  it('S28 logout forgets the session and revokes its tokens', async () => {
+    const client = new SmartClient(nextSession(), storage, config, devOptions)
+    await completeLaunch(ehr, context, client)
+    const revocations = ehr.stats.revocations
+    await client.logout()
+    expect(ehr.stats.revocations).toBeGreaterThan(revocations)
+    await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+  })
+
+  it('launch, callback and ready each in its own app process (separate store connections)', async () => {
+    const session = nextSession()
+    const [a, b, c] = [storage, expressSessionStorage(await newStore()), expressSessionStorage(await newStore())]
+    await completeLaunch(ehr, context, new SmartClient(session, a, config, devOptions), new SmartClient(session, b, config, devOptions))
+    const fhir = await new SmartClient(session, c, config, devOptions).ready()
+    expect(fhir.patient?.id).toBe('patient-1')
+  })
+
+  it('S29 with encryptionKey no token is stored in clear', async () => {
+    const session = nextSession()
+    const options = { ...devOptions, encryptionKey: Buffer.alloc(32, 9).toString('base64') }
+    const seen: string[] = []
+    const spying: SmartStorage = {
+      get: (key) => storage.get(key),
+      set: (key, value, ttl) => (seen.push(JSON.stringify(value)), storage.set(key, value, ttl)),
+      delete: (key) => storage.delete(key),
+      setIfAbsent: (key, value, ttl) => storage.setIfAbsent!(key, value, ttl),
+    }
+    const client = new SmartClient(session, spying, config, options)
+    await completeLaunch(ehr, context, client)
+    const fhir = await client.ready()
+    await fhir.request('Patient/patient-1')
+    const accessToken = ehr.fhirLog.at(-1)!.accessToken!
+    expect(accessToken.length).toBeGreaterThan(10)
+    expect(seen.join('\n')).not.toContain(accessToken)
+    expect(seen.join('\n')).toContain('sealed')
+  })
+
+  describe('multi-launch', () => {
+    const multi = { ...devOptions, enableMultiLaunch: true as const }
+    const client = (sessionId: string, activePatient: string | null) => new SmartClient({ sessionId, activePatient }, storage, config, multi)
+
+    async function twoPatients(): Promise<string> {
+      const session = nextSession()
+      const a = await client(session, null).launch(ehrLaunch(ehr, { patient: 'patient-1' }))
+      const b = await client(session, null).launch(ehrLaunch(ehr, { patient: 'patient-2' }))
+      expect(await client(session, null).callback(await authorize(ehr, b.redirectUrl))).toMatchObject({ redirectUrl: 'http://app.test/app?patient=patient-2' })
+      expect(await client(session, null).callback(await authorize(ehr, a.redirectUrl))).toMatchObject({ redirectUrl: 'http://app.test/app?patient=patient-1' })
+      return session
+    }
+
+    it('ready() serves exactly the active patient', async () => {
+      const session = await twoPatients()
+      expect((await client(session, 'patient-1').ready()).patient?.id).toBe('patient-1')
+      expect((await client(session, 'patient-2').ready()).patient?.id).toBe('patient-2')
+    })
+
+    it('S27 a patient not launched in this session is UNKNOWN_PATIENT, never another patient', async () => {
+      const session = await twoPatients()
+      await expect(client(session, 'patient-3').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT', status: 403 })
+    })
+
+    it('no active patient with several launched is ACTIVE_PATIENT_REQUIRED', async () => {
+      const session = await twoPatients()
+      await expect(client(session, null).ready()).rejects.toMatchObject({ code: 'ACTIVE_PATIENT_REQUIRED', status: 400 })
+    })
+
+    it('no active patient with exactly one launched serves that one', async () => {
+      const session = nextSession()
+      await completeLaunch(ehr, { patient: 'patient-3' }, client(session, null))
+      expect((await client(session, null).ready()).patient?.id).toBe('patient-3')
+    })
+
+    it('logout with an active patient forgets only that patient', async () => {
+      const session = await twoPatients()
+      await client(session, 'patient-1').logout()
+      await expect(client(session, 'patient-1').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
+      expect((await client(session, 'patient-2').ready()).patient?.id).toBe('patient-2')
+    })
+  })
+
+  it('errors are SmartErrors', async () => {
+    const err = await new SmartClient(nextSession(), storage, config, devOptions).ready().catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(SmartError)
+  })
+})

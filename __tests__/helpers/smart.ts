@@ -1,0 +1,44 @@
+import type { SmartClientConfiguration, SmartClientOptions, SmartClient, CallbackResult } from '../../lib'
+import type { LaunchContext, MockEhr } from '../../lib/testing'
+
+/** The app's configuration for tests against a mock EHR (http on 127.0.0.1, hence allowNonHttpsLaunch). */
+export function openConfig(overrides: Partial<SmartClientConfiguration> = {}): SmartClientConfiguration {
+  return {
+    clientId: 'mock-app',
+    scope: 'openid fhirUser launch launch/patient patient/*.rs offline_access',
+    callbackUrl: 'http://app.test/callback',
+    redirectUrl: 'http://app.test/app',
+    allowAnyIssuer: true,
+    ...overrides,
+  } as SmartClientConfiguration
+}
+
+export const devOptions: SmartClientOptions = { allowNonHttpsLaunch: true }
+
+/** What the EHR's launch URL carries. */
+export function ehrLaunch(ehr: MockEhr, context: LaunchContext): { iss: string; launch: string } {
+  const url = new URL(ehr.launchUrl('http://app.test/launch', context))
+  return { iss: url.searchParams.get('iss')!, launch: url.searchParams.get('launch')! }
+}
+
+/** The authorization server's redirect back to the app, as a callback query. */
+export async function authorize(ehr: MockEhr, authorizationUrl: string): Promise<Record<string, string>> {
+  return Object.fromEntries((await ehr.authorize(authorizationUrl)).searchParams)
+}
+
+/** EHR launch → authorize → callback, each step by the client given (another "process" may take the callback). */
+export async function completeLaunch(
+  ehr: MockEhr,
+  context: LaunchContext,
+  launching: SmartClient,
+  callingBack: SmartClient = launching,
+): Promise<CallbackResult> {
+  const { redirectUrl } = await launching.launch(ehrLaunch(ehr, context))
+  return callingBack.callback(await authorize(ehr, redirectUrl))
+}
+
+/** A settable clock for SmartClientOptions.now. */
+export function testClock(start = Date.now()): { now: () => number; advance: (ms: number) => void } {
+  let current = start
+  return { now: () => current, advance: (ms) => (current += ms) }
+}
