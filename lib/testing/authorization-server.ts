@@ -104,8 +104,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const anyRedirectClients = new Set(options.clients.filter((c) => !c.redirectUris).map((c) => c.clientId))
 
   const provider = new Provider(options.issuer, {
-    adapter: memoryAdapterFactory(),
-    clients: options.clients.map(clientMetadata),
+    adapter: memoryAdapterFactory(options.clients.map(clientMetadata)),
     jwks: { keys: [await signingKey()] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     routes: ROUTES,
@@ -117,7 +116,13 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     conformIdTokenClaims: false,
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     enabledJWA: { clientAuthSigningAlgValues: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'ES256', 'ES384'] },
-    features: { devInteractions: { enabled: false }, revocation: { enabled: true } },
+    features: {
+      devInteractions: { enabled: false },
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) => token.clientId === client.clientId,
+      },
+    },
     interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `${INTERACTION_PATH}/${interaction.uid}` },
     extraParams: {
       async aud(_ctx: unknown, value: unknown) {

@@ -1,6 +1,9 @@
 /**
  * oidc-provider storage adapter for one mock EHR instance. The provider's built-in one is the same
- * idea but warns on every start; this one also keeps each instance's tokens to itself.
+ * idea but warns on every start. Clients are served from here rather than the `clients` option:
+ * oidc-provider structuredClone()s static clients, and under Jest that yields objects of another
+ * realm which its metadata validation rejects (a client `jwks` becomes "invalid"). Payloads are
+ * copied through JSON for the same reason.
  */
 type Payload = Record<string, unknown> & { grantId?: string; userCode?: string; uid?: string; consumed?: number }
 
@@ -9,8 +12,13 @@ interface Entry {
   expiresAt: number
 }
 
-export function memoryAdapterFactory(): (model: string) => object {
+const copy = (payload: Payload): Payload => JSON.parse(JSON.stringify(payload))
+
+export function memoryAdapterFactory(clients: Array<Record<string, unknown>>): (model: string) => object {
   const entries = new Map<string, Entry>()
+  for (const client of clients) {
+    entries.set(`Client:${String(client.client_id)}`, { payload: copy(client), expiresAt: Infinity })
+  }
   const grantIndex = new Map<string, Set<string>>()
 
   function live(key: string): Payload | undefined {
@@ -20,14 +28,14 @@ export function memoryAdapterFactory(): (model: string) => object {
       entries.delete(key)
       return undefined
     }
-    return structuredClone(entry.payload)
+    return copy(entry.payload)
   }
 
   return function createAdapter(model: string) {
     const key = (id: string) => `${model}:${id}`
     return {
       async upsert(id: string, payload: Payload, expiresIn: number) {
-        entries.set(key(id), { payload: structuredClone(payload), expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity })
+        entries.set(key(id), { payload: copy(payload), expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : Infinity })
         if (payload.grantId) {
           const keys = grantIndex.get(payload.grantId) ?? new Set<string>()
           keys.add(key(id))
