@@ -76,6 +76,9 @@ const OPTION_KEYS = [
   'sessionTtlSeconds', 'discoveryCacheSeconds', 'refreshLeewaySeconds', 'fetch', 'now',
 ]
 
+/** One default fetch for every client, so caches keyed by the fetch implementation are shared. */
+const globalFetch: typeof fetch = (input, init) => fetch(input, init)
+
 function fail(field: string, problem: string): never {
   throw new TypeError(`express-smart-on-fhir: ${field} ${problem}`)
 }
@@ -221,7 +224,7 @@ export function resolveConfig(config: SmartClientConfiguration, options: SmartCl
     sessionTtlSeconds: optionalPositive('options.sessionTtlSeconds', options.sessionTtlSeconds, 8 * 3600),
     discoveryCacheSeconds: optionalPositive('options.discoveryCacheSeconds', options.discoveryCacheSeconds, 3600),
     refreshLeewaySeconds: optionalPositive('options.refreshLeewaySeconds', options.refreshLeewaySeconds, 60),
-    fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+    fetch: options.fetch ?? globalFetch,
     now: options.now ?? Date.now,
   })
 }

@@ -119,7 +119,7 @@ export class SmartClient {
     const tokens = tokenSetFrom(answer.response, now)
     const context = launchContextFrom(answer.response, config.scope)
     const idTokenClaims = answer.idToken
-      ? await verifyIdToken(answer.idToken, { issuer: pending.smart.issuer, jwksUri: pending.smart.jwks_uri, clientId: config.clientId, nonce: pending.nonce, now: config.now }, this.#rt.keySets)
+      ? await verifyIdToken(answer.idToken, { issuer: pending.smart.issuer, jwksUri: pending.smart.jwks_uri, clientId: config.clientId, nonce: pending.nonce, now: config.now, http: this.#rt.http })
       : null
     const record: LaunchRecord = { iss: pending.iss, tokens: this.#session.sealTokens(tokens), ...context, idTokenClaims: idTokenClaims as Record<string, unknown> | null, completedAt: now }
     const key = config.enableMultiLaunch ? (context.patient ?? '') : ''

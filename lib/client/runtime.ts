@@ -1,14 +1,12 @@
 import { resolveConfig, type ResolvedConfig, type SmartClientConfiguration, type SmartClientOptions } from '../config'
-import { createDiscovery, type SmartConfiguration } from '../oauth/discovery'
+import { discover, type SmartConfiguration } from '../oauth/discovery'
 import type { HttpLimits } from '../oauth/http'
-import { createKeySets } from '../oauth/id-token'
 
-/** What every SmartClient built from one configuration shares: validated config, caches, HTTP limits. */
+/** What every SmartClient built from one configuration shares: validated config, HTTP limits, discovery. */
 export interface Runtime {
   config: ResolvedConfig
   http: HttpLimits
   discover: (iss: string) => Promise<SmartConfiguration>
-  keySets: ReturnType<typeof createKeySets>
 }
 
 const NO_OPTIONS = {}
@@ -28,8 +26,7 @@ export function runtimeFor(config: SmartClientConfiguration, options: SmartClien
   const runtime: Runtime = {
     config: resolved,
     http,
-    discover: createDiscovery({ http, allowHttp: resolved.allowNonHttpsLaunch, cacheSeconds: resolved.discoveryCacheSeconds, now: resolved.now }),
-    keySets: createKeySets(http),
+    discover: (iss) => discover(iss, { http, allowHttp: resolved.allowNonHttpsLaunch, cacheSeconds: resolved.discoveryCacheSeconds, now: resolved.now }),
   }
   if (!byOptions) runtimes.set(config, (byOptions = new WeakMap()))
   byOptions.set(optionsKey, runtime)

@@ -75,27 +75,39 @@ async function fetchConfiguration(iss: string, opts: DiscoveryOptions): Promise<
   return validate(iss, doc, opts.allowHttp)
 }
 
+interface DiscoveryCache {
+  documents: Map<string, { value: SmartConfiguration; expiresAt: number }>
+  pending: Map<string, Promise<SmartConfiguration>>
+}
+
+/** Discovery documents are public and the same for every app: one cache per fetch implementation. */
+const caches = new WeakMap<typeof fetch, DiscoveryCache>()
+
+function cacheFor(fetchImpl: typeof fetch): DiscoveryCache {
+  let cache = caches.get(fetchImpl)
+  if (!cache) caches.set(fetchImpl, (cache = { documents: new Map(), pending: new Map() }))
+  return cache
+}
+
 /**
- * Returns a discovery function with a per-issuer cache: successes are reused for `cacheSeconds`,
+ * Fetches and checks `{iss}/.well-known/smart-configuration`. Successes are reused for `cacheSeconds`,
  * failures are not cached, and concurrent look-ups of one issuer share one request.
  */
-export function createDiscovery(opts: DiscoveryOptions): (iss: string) => Promise<SmartConfiguration> {
-  const cache = new Map<string, { value: SmartConfiguration; expiresAt: number }>()
-  const pending = new Map<string, Promise<SmartConfiguration>>()
-  return function discover(iss) {
-    const hit = cache.get(iss)
-    if (hit && hit.expiresAt > opts.now()) return Promise.resolve(hit.value)
-    const inFlight = pending.get(iss)
-    if (inFlight) return inFlight
-    const lookup = fetchConfiguration(iss, opts)
-      .then((value) => {
-        // Bounded: with allowAnyIssuer, launchers choose the issuers.
-        if (cache.size >= MAX_CACHED_ISSUERS) cache.delete(cache.keys().next().value as string)
-        cache.set(iss, { value, expiresAt: opts.now() + opts.cacheSeconds * 1000 })
-        return value
-      })
-      .finally(() => pending.delete(iss))
-    pending.set(iss, lookup)
-    return lookup
-  }
+export function discover(iss: string, opts: DiscoveryOptions): Promise<SmartConfiguration> {
+  const { documents, pending } = cacheFor(opts.http.fetch)
+  const key = `${opts.allowHttp ? 'http' : 'https'} ${iss}`
+  const hit = documents.get(key)
+  if (hit && hit.expiresAt > opts.now()) return Promise.resolve(hit.value)
+  const inFlight = pending.get(key)
+  if (inFlight) return inFlight
+  const lookup = fetchConfiguration(iss, opts)
+    .then((value) => {
+      // Bounded: with allowAnyIssuer, launchers choose the issuers.
+      if (documents.size >= MAX_CACHED_ISSUERS) documents.delete(documents.keys().next().value as string)
+      documents.set(key, { value, expiresAt: opts.now() + opts.cacheSeconds * 1000 })
+      return value
+    })
+    .finally(() => pending.delete(key))
+  pending.set(key, lookup)
+  return lookup
 }

@@ -13,25 +13,28 @@ export interface IdTokenExpectations {
   clientId: string
   nonce: string | null
   now: () => number
+  http: HttpLimits
 }
 
 type KeySet = ReturnType<typeof createRemoteJWKSet>
 
-/** Keeps one JWKS (with jose's own caching and cooldown) per jwks_uri. */
-export function createKeySets(http: HttpLimits): (jwksUri: string) => KeySet {
-  const sets = new Map<string, KeySet>()
-  return (jwksUri) => {
-    let set = sets.get(jwksUri)
-    if (!set) {
+const keySetsByFetch = new WeakMap<typeof fetch, Map<string, KeySet>>()
+
+/** One JWKS (with jose's own caching, cooldown and refetch on an unknown kid) per jwks_uri and fetch implementation. */
+function keySetFor(jwksUri: string, http: HttpLimits): KeySet {
+  let sets = keySetsByFetch.get(http.fetch)
+  if (!sets) keySetsByFetch.set(http.fetch, (sets = new Map()))
+  let set = sets.get(jwksUri)
+  if (!set) {
       if (sets.size >= 1000) sets.delete(sets.keys().next().value as string)
-      set = createRemoteJWKSet(new URL(jwksUri), {
-        timeoutDuration: http.timeoutMs,
-        [customFetch]: (url, init) => boundedFetch(http, url, { method: init.method, headers: init.headers, signal: init.signal }, 256 * 1024),
-      })
-      sets.set(jwksUri, set)
-    }
-    return set
+    if (sets.size >= 1000) sets.delete(sets.keys().next().value as string)
+    set = createRemoteJWKSet(new URL(jwksUri), {
+      timeoutDuration: http.timeoutMs,
+      [customFetch]: (url, init) => boundedFetch(http, url, { method: init.method, headers: init.headers, signal: init.signal }, 256 * 1024),
+    })
+    sets.set(jwksUri, set)
   }
+  return set
 }
 
 function invalid(reason: string, cause?: unknown): SmartError {
@@ -43,13 +46,13 @@ function invalid(reason: string, cause?: unknown): SmartError {
  * JWKS (never a key the token names itself), allowed algorithm, exact `iss`, `aud` containing our
  * client id, `exp`/`iat` within a bounded skew, and the launch's `nonce`.
  */
-export async function verifyIdToken(idToken: string, expected: IdTokenExpectations, keySets: (uri: string) => KeySet): Promise<JWTPayload> {
+export async function verifyIdToken(idToken: string, expected: IdTokenExpectations): Promise<JWTPayload> {
   if (!expected.issuer || !expected.jwksUri) {
     throw invalid('the EHR sent an id_token but its smart-configuration names no issuer and jwks_uri to verify it')
   }
   let payload: JWTPayload
   try {
-    ;({ payload } = await jwtVerify(idToken, keySets(expected.jwksUri), {
+    ;({ payload } = await jwtVerify(idToken, keySetFor(expected.jwksUri, expected.http), {
       algorithms: ALLOWED_ALGORITHMS,
       issuer: expected.issuer,
       audience: expected.clientId,

@@ -1,0 +1,140 @@
+import { MemoryStore } from 'express-session'
+import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
+import { createMockEhr, type MockEhr } from '../../lib/testing'
+import { json, startServer } from '../helpers/http-server'
+import { devOptions, ehrLaunch, openConfig } from '../helpers/smart'
+
+let ehr: MockEhr
+beforeAll(async () => (ehr = await createMockEhr()))
+afterAll(() => ehr.close())
+
+const storage = expressSessionStorage(new MemoryStore())
+const context = { patient: 'patient-1' }
+
+function spyFetch(): { fetch: typeof fetch; urls: string[] } {
+  const urls: string[] = []
+  return { urls, fetch: (input, init) => (urls.push(String(input)), fetch(input, init)) }
+}
+
+/** Options with their own fetch: a discovery cache of their own. */
+const freshOptions = (extra: SmartClientOptions = {}): SmartClientOptions => ({ ...devOptions, fetch: (input, init) => fetch(input, init), ...extra })
+
+describe('launch and discovery', () => {
+  it('S1 an issuer outside knownFhirServers is refused before any network call', async () => {
+    const spy = spyFetch()
+    const config = openConfig({ allowAnyIssuer: undefined, knownFhirServers: [{ issuer: 'https://trusted.example/fhir', type: 'public' }] } as never)
+    const client = new SmartClient('s1', storage, config, freshOptions({ fetch: spy.fetch }))
+    const before = ehr.stats.discoveryFetches
+    await expect(client.launch(ehrLaunch(ehr, context))).rejects.toMatchObject({ code: 'UNKNOWN_ISSUER', status: 403 })
+    expect(spy.urls).toEqual([])
+    expect(ehr.stats.discoveryFetches).toBe(before)
+  })
+
+  it('S1 a listed issuer launches (trailing slash tolerated)', async () => {
+    const config = openConfig({ allowAnyIssuer: undefined, knownFhirServers: [{ issuer: `${ehr.iss}/`, type: 'public' }] } as never)
+    await expect(new SmartClient('s1b', storage, config, freshOptions()).launch(ehrLaunch(ehr, context))).resolves.toHaveProperty('redirectUrl')
+  })
+
+  it('S2 an http issuer is INSECURE_ISSUER unless allowNonHttpsLaunch', async () => {
+    const spy = spyFetch()
+    const client = new SmartClient('s2', storage, openConfig(), { fetch: spy.fetch })
+    await expect(client.launch(ehrLaunch(ehr, context))).rejects.toMatchObject({ code: 'INSECURE_ISSUER', status: 400 })
+    expect(spy.urls).toEqual([])
+  })
+
+  it('S2 http endpoints in the discovery document of an https issuer are refused', async () => {
+    const doc = { authorization_endpoint: 'http://ehr.example/authorize', token_endpoint: 'https://ehr.example/token' }
+    const fake: typeof fetch = async () => Response.json(doc)
+    const client = new SmartClient('s2b', storage, openConfig(), { fetch: fake })
+    await expect(client.launch({ iss: 'https://ehr.example/fhir', launch: 'x' })).rejects.toMatchObject({ code: 'DISCOVERY_FAILED', status: 502 })
+  })
+
+  it('S5 a missing iss or launch is MISSING_PARAMETER', async () => {
+    const client = new SmartClient('s5', storage, openConfig(), freshOptions())
+    await expect(client.launch({ iss: ehr.iss } as never)).rejects.toMatchObject({ code: 'MISSING_PARAMETER', status: 400 })
+    await expect(client.launch({ launch: 'abc' } as never)).rejects.toMatchObject({ code: 'MISSING_PARAMETER', status: 400 })
+  })
+
+  it('discovery is cached per issuer and concurrent look-ups share one request', async () => {
+    const options = freshOptions()
+    const before = ehr.stats.discoveryFetches
+    await Promise.all(Array.from({ length: 5 }, (_, i) => new SmartClient(`c${i}`, storage, openConfig(), options).launch(ehrLaunch(ehr, context))))
+    await new SmartClient('c9', storage, openConfig(), options).launch(ehrLaunch(ehr, context))
+    expect(ehr.stats.discoveryFetches).toBe(before + 1)
+  })
+
+  it.each(['500', 'malformed', 'hang'] as const)('a discovery fault (%s) is DISCOVERY_FAILED, and not cached', async (fault) => {
+    const options = freshOptions({ httpTimeoutMs: 300 })
+    ehr.faults.discovery = fault
+    try {
+      await expect(new SmartClient('f', storage, openConfig(), options).launch(ehrLaunch(ehr, context))).rejects.toMatchObject({ code: 'DISCOVERY_FAILED', status: 502 })
+    } finally {
+      delete ehr.faults.discovery
+    }
+    await expect(new SmartClient('f', storage, openConfig(), options).launch(ehrLaunch(ehr, context))).resolves.toHaveProperty('redirectUrl')
+  })
+})
+
+describe('S3 S4 discovery documents from misbehaving servers', () => {
+  async function launchAgainst(answer: Parameters<typeof startServer>[0]) {
+    const server = await startServer(answer)
+    try {
+      const client = new SmartClient('s3', storage, openConfig(), freshOptions({ httpTimeoutMs: 500 }))
+      return await client.launch({ iss: `${server.url}/fhir`, launch: 'l' }).catch((err: unknown) => err)
+    } finally {
+      await server.close()
+    }
+  }
+  const endpoints = (url: string) => ({ authorization_endpoint: `${url}/authorize`, token_endpoint: `${url}/token` })
+
+  it('S3 a document without token_endpoint is refused', async () => {
+    expect(await launchAgainst((_req, res) => json(res, 200, { authorization_endpoint: 'http://127.0.0.1/authorize' }))).toMatchObject({ code: 'DISCOVERY_FAILED' })
+  })
+
+  it('S3 optional fields may be absent', async () => {
+    const result = await launchAgainst((req, res) => json(res, 200, endpoints(`http://${req.headers.host}`)))
+    expect(result).toHaveProperty('redirectUrl')
+  })
+
+  it('S3 a redirect is not followed', async () => {
+    const result = await launchAgainst((_req, res) => {
+      res.writeHead(302, { location: `${ehr.iss}/.well-known/smart-configuration` })
+      res.end()
+    })
+    expect(result).toMatchObject({ code: 'DISCOVERY_FAILED' })
+  })
+
+  it('S3 an oversized document is refused', async () => {
+    const result = await launchAgainst((req, res) => json(res, 200, { ...endpoints(`http://${req.headers.host}`), padding: 'x'.repeat(1 << 20) }))
+    expect(result).toMatchObject({ code: 'DISCOVERY_FAILED' })
+  })
+
+  it('S3 a server that never answers times out', async () => {
+    const started = Date.now()
+    expect(await launchAgainst(() => undefined)).toMatchObject({ code: 'DISCOVERY_FAILED' })
+    expect(Date.now() - started).toBeLessThan(3000)
+  })
+
+  it('S4 PKCE S256 is used even when code_challenge_methods_supported is absent', async () => {
+    const result = (await launchAgainst((req, res) => json(res, 200, endpoints(`http://${req.headers.host}`)))) as { redirectUrl: string }
+    expect(new URL(result.redirectUrl).searchParams.get('code_challenge_method')).toBe('S256')
+  })
+
+  it('S4 a server offering only plain PKCE is refused', async () => {
+    const result = await launchAgainst((req, res) => json(res, 200, { ...endpoints(`http://${req.headers.host}`), code_challenge_methods_supported: ['plain'] }))
+    expect(result).toMatchObject({ code: 'DISCOVERY_FAILED' })
+  })
+
+  it('S7 the code_verifier is 43-128 unreserved characters and S6 the state carries 256 bits', async () => {
+    const verifiers: string[] = []
+    const recording = { ...storage, set: (key: string, value: unknown, ttl?: number) => (key.startsWith('pending:') && verifiers.push((value as { codeVerifier: string }).codeVerifier), storage.set(key, value, ttl)) }
+    const { redirectUrl } = await new SmartClient('s7', recording, openConfig(), freshOptions()).launch(ehrLaunch(ehr, context))
+    expect(verifiers[0]).toMatch(/^[A-Za-z0-9\-._~]{43,128}$/)
+    expect(Buffer.from(new URL(redirectUrl).searchParams.get('state')!, 'base64url').length).toBeGreaterThanOrEqual(32)
+  })
+
+  it('S10 redirect_uri comes from configuration only', async () => {
+    const { redirectUrl } = await new SmartClient('s10', storage, openConfig({ callbackUrl: 'https://configured.example/cb' }), freshOptions()).launch(ehrLaunch(ehr, context))
+    expect(new URL(redirectUrl).searchParams.get('redirect_uri')).toBe('https://configured.example/cb')
+  })
+})
