@@ -140,16 +140,16 @@ export class SmartClient {
     const now = config.now()
     const expiresAt = tokens.expiresAt ?? Infinity
     if (config.autoRefresh && tokens.refreshToken && expiresAt - config.refreshLeewaySeconds * 1000 <= now) {
-      return this.#refreshLaunch(key, tokens.accessToken)
+      return this.#readyClient(key, await this.#refreshLaunch(key, tokens.accessToken))
     }
     if (expiresAt <= now) throw new SmartError('SESSION_EXPIRED', 'The SMART session has expired; launch the app again from the EHR')
-    return this.#readyClient(key, launch, tokens)
+    return this.#readyClient(key, { launch, tokens })
   }
 
   /** Always refreshes (single-flight per session across processes), whatever the token's remaining lifetime. */
   async refresh(): Promise<ReadyClient> {
     const { key, launch } = selectLaunch(await this.#session.read(), this.#rt.config.enableMultiLaunch, this.#activePatient)
-    return this.#refreshLaunch(key, this.#session.tokensOf(launch).accessToken)
+    return this.#readyClient(key, await this.#refreshLaunch(key, this.#session.tokensOf(launch).accessToken))
   }
 
   /** Forgets this session's SMART state (multi-launch with an active patient: that patient's) and revokes its tokens. */
@@ -172,7 +172,8 @@ export class SmartClient {
     await revokeToken(as, tokens.accessToken, 'access_token')
   }
 
-  #refreshLaunch(key: string, staleAccessToken: string): Promise<ReadyClient> {
+  /** The launch with fresh tokens: refreshed by us, or by whoever held the session's lock before us. */
+  #refreshLaunch(key: string, staleAccessToken: string): Promise<{ launch: LaunchRecord; tokens: TokenSet }> {
     const flight = `${this.#session.sessionId}\u0000${key}`
     return singleFlight(this.#rt, flight, () =>
       this.#session.update(async (current) => {
@@ -180,7 +181,7 @@ export class SmartClient {
         if (!current || !launch) throw new SmartError('NO_SESSION', 'The SMART launch ended while refreshing; launch again')
         const tokens = this.#session.tokensOf(launch)
         // Someone else refreshed while we waited for the lock: use their tokens (a refresh token is single use).
-        if (tokens.accessToken !== staleAccessToken) return { record: current, result: this.#readyClient(key, launch, tokens) }
+        if (tokens.accessToken !== staleAccessToken) return { record: current, result: { launch, tokens } }
         if (!tokens.refreshToken) throw new SmartError('SESSION_EXPIRED', 'The SMART session has expired and cannot be refreshed; launch again')
         const as = this.#authorizationServer(launch.iss, await this.#rt.discover(launch.iss))
         try {
@@ -188,7 +189,7 @@ export class SmartClient {
           const refreshed = tokenSetFrom(response, this.#rt.config.now(), tokens)
           const scope = typeof response.scope === 'string' && response.scope ? response.scope : launch.scope
           const updated: LaunchRecord = { ...launch, scope, tokens: this.#session.sealTokens(refreshed) }
-          return { record: { launches: { ...current.launches, [key]: updated } }, result: this.#readyClient(key, updated, refreshed) }
+          return { record: { launches: { ...current.launches, [key]: updated } }, result: { launch: updated, tokens: refreshed } }
         } catch (err) {
           if (!(err instanceof SmartError) || err.code !== 'SESSION_EXPIRED') throw err
           // invalid_grant ends this launch: forget it, so the next request does not try again (S33).
@@ -200,13 +201,8 @@ export class SmartClient {
     )
   }
 
-  #readyClient(key: string, launch: LaunchRecord, tokens: TokenSet): ReadyClient {
-    const refresh = this.#rt.config.autoRefresh
-      ? async (stale: string) => {
-          const client = await this.#refreshLaunch(key, stale)
-          return this.#session.tokensOf((await this.#session.read())!.launches[key]).accessToken ?? client
-        }
-      : null
+  #readyClient(key: string, { launch, tokens }: { launch: LaunchRecord; tokens: TokenSet }): ReadyClient {
+    const refresh = this.#rt.config.autoRefresh ? async (stale: string) => (await this.#refreshLaunch(key, stale)).tokens.accessToken : null
     return new ReadyClient({ launch, accessToken: tokens.accessToken, http: this.#rt.http, refresh })
   }
 

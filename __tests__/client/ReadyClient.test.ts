@@ -1,0 +1,102 @@
+import { inspect } from 'node:util'
+import { MemoryStore } from 'express-session'
+import { SmartClient, SmartError, expressSessionStorage, type SmartClientOptions } from '../../lib'
+import { createMockEhr, type MockEhr } from '../../lib/testing'
+import { completeLaunch, devOptions, openConfig } from '../helpers/smart'
+
+let ehr: MockEhr
+beforeAll(async () => (ehr = await createMockEhr()))
+afterAll(() => ehr.close())
+
+const storage = expressSessionStorage(new MemoryStore())
+let n = 0
+
+async function launched(options: SmartClientOptions = {}, mock: MockEhr = ehr) {
+  const client = new SmartClient(`rc-${++n}`, storage, openConfig(), { ...devOptions, ...options })
+  await completeLaunch(mock, { patient: 'patient-1', encounter: 'encounter-1' }, client)
+  return client.ready()
+}
+
+describe('ReadyClient', () => {
+  it('request resolves paths (with or without a leading slash) against the FHIR base and sends the bearer token', async () => {
+    const fhir = await launched()
+    await expect(fhir.request('/Patient/patient-1')).resolves.toMatchObject({ id: 'patient-1' })
+    await expect(fhir.request(`${ehr.iss}/Patient/patient-1`)).resolves.toMatchObject({ id: 'patient-1' })
+    expect(ehr.fhirLog.at(-1)).toMatchObject({ method: 'GET', status: 200, accessToken: expect.any(String) })
+  })
+
+  it('S20 an absolute URL on another origin is FORBIDDEN_URL and nothing is sent', async () => {
+    const sent: string[] = []
+    const fhir = await launched({ fetch: (input, init) => (sent.push(String(input)), fetch(input, init)) })
+    const before = sent.length
+    await expect(fhir.request('https://elsewhere.example/fhir/Patient/patient-1')).rejects.toMatchObject({ code: 'FORBIDDEN_URL', status: 400 })
+    await expect(fhir.request('//elsewhere.example/Patient')).rejects.toMatchObject({ code: 'FORBIDDEN_URL' })
+    expect(sent.length).toBe(before)
+  })
+
+  it('a 404 is FHIR_REQUEST_FAILED with status 404 and the OperationOutcome', async () => {
+    const fhir = await launched()
+    const err = await fhir.request('Patient/does-not-exist').catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(SmartError)
+    expect(err).toMatchObject({ code: 'FHIR_REQUEST_FAILED', status: 404, operationOutcome: { resourceType: 'OperationOutcome' } })
+  })
+
+  it('a FHIR server that does not answer is FHIR_REQUEST_FAILED 502', async () => {
+    const fhir = await launched({ httpTimeoutMs: 300 })
+    ehr.faults.fhir = 'hang'
+    try {
+      await expect(fhir.request('Patient/patient-1')).rejects.toMatchObject({ code: 'FHIR_REQUEST_FAILED', status: 502 })
+    } finally {
+      delete ehr.faults.fhir
+    }
+  })
+
+  it('on a 401 it refreshes once and retries with the new token', async () => {
+    const fhir = await launched()
+    await fhir.request('Patient/patient-1')
+    const oldToken = ehr.fhirLog.at(-1)!.accessToken
+    const grants = ehr.stats.refreshGrants
+    ehr.expireAccessTokens()
+    await expect(fhir.request('Patient/patient-1')).resolves.toMatchObject({ id: 'patient-1' })
+    const [rejected, retried] = ehr.fhirLog.slice(-2)
+    expect(rejected).toMatchObject({ status: 401, accessToken: oldToken })
+    expect(retried.status).toBe(200)
+    expect(retried.accessToken).not.toBe(oldToken)
+    expect(ehr.stats.refreshGrants).toBe(grants + 1)
+  })
+
+  it('a 401 with autoRefresh off is reported, not retried', async () => {
+    const fhir = await launched({ autoRefresh: false })
+    ehr.expireAccessTokens()
+    const requests = ehr.stats.fhirRequests
+    await expect(fhir.request('Patient/patient-1')).rejects.toMatchObject({ code: 'FHIR_REQUEST_FAILED', status: 401 })
+    expect(ehr.stats.fhirRequests).toBe(requests + 1)
+  })
+
+  it('S25 serializes and inspects without any token', async () => {
+    const fhir = await launched()
+    await fhir.request('Patient/patient-1')
+    const token = ehr.fhirLog.at(-1)!.accessToken!
+    expect(JSON.stringify(fhir)).not.toContain(token)
+    expect(inspect(fhir, { depth: 10, showHidden: true })).not.toContain(token)
+    expect(JSON.parse(JSON.stringify(fhir))).toMatchObject({ patient: { id: 'patient-1' }, fhirServer: ehr.iss })
+  })
+
+  it('S20 a relative fhirUser resolves against the FHIR base', async () => {
+    const relative = await createMockEhr({ fhirUserRelative: true })
+    try {
+      const fhir = await launched({}, relative)
+      expect(fhir.idTokenClaims?.fhirUser).toMatch(/^Practitioner\//)
+      expect(fhir.user).toEqual({ fhirUser: `${relative.iss}/${fhir.idTokenClaims?.fhirUser}`, resourceType: 'Practitioner', id: expect.any(String) })
+    } finally {
+      await relative.close()
+    }
+  })
+
+  it('exposes the SMART context of the token response', async () => {
+    const client = new SmartClient(`rc-${++n}`, storage, openConfig(), devOptions)
+    await completeLaunch(ehr, { patient: 'patient-2', intent: 'reconcile-medications', needPatientBanner: true, smartStyleUrl: `${ehr.iss}/smart-style.json`, fhirContext: [{ reference: 'Encounter/patient-2-encounter-1', role: 'launch' }] }, client)
+    const fhir = await client.ready()
+    expect(fhir).toMatchObject({ intent: 'reconcile-medications', needPatientBanner: true, smartStyleUrl: `${ehr.iss}/smart-style.json`, fhirContext: [{ reference: 'Encounter/patient-2-encounter-1', role: 'launch' }] })
+  })
+})

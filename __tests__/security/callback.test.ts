@@ -1,0 +1,196 @@
+import { MemoryStore } from 'express-session'
+import { exportJWK, generateKeyPair } from 'jose'
+import { SmartClient, expressSessionStorage, type SmartClientConfiguration, type SmartClientOptions } from '../../lib'
+import { createMockEhr, type MockEhr } from '../../lib/testing'
+import { authorize, completeLaunch, devOptions, ehrLaunch, openConfig } from '../helpers/smart'
+
+let ehr: MockEhr
+beforeAll(async () => (ehr = await createMockEhr()))
+afterAll(() => ehr.close())
+
+const storage = expressSessionStorage(new MemoryStore())
+const context = { patient: 'patient-1', encounter: 'encounter-1' }
+let n = 0
+const session = () => `cb-${++n}`
+
+/** A fetch that lets a test rewrite the token endpoint's JSON answer: a fault a well-behaved server never produces. */
+function rewritingTokenResponses(rewrite: (body: Record<string, unknown>) => Record<string, unknown>): typeof fetch {
+  return async (input, init) => {
+    const response = await fetch(input, init)
+    if (!String(init?.body ?? '').includes('grant_type=authorization_code') || response.status !== 200) return response
+    return Response.json(rewrite(await response.json()), { status: 200 })
+  }
+}
+
+async function callbackWith(options: SmartClientOptions, config: SmartClientConfiguration = openConfig()) {
+  const client = new SmartClient(session(), storage, config, { ...devOptions, ...options })
+  const { redirectUrl } = await client.launch(ehrLaunch(ehr, context))
+  const query = await authorize(ehr, redirectUrl)
+  return { client, query }
+}
+
+describe('callback', () => {
+  it('S14 an authorization response iss of another issuer is ISSUER_MISMATCH, before redeeming the code', async () => {
+    const { client, query } = await callbackWith({})
+    const grants = ehr.stats.codeGrants
+    await expect(client.callback({ ...query, iss: 'https://attacker.example' })).rejects.toMatchObject({ code: 'ISSUER_MISMATCH', status: 400 })
+    expect(ehr.stats.codeGrants).toBe(grants)
+  })
+
+  it('S14 a missing iss is ISSUER_MISMATCH when the server advertises it', async () => {
+    const { client, query } = await callbackWith({})
+    expect(query.iss).toBe(ehr.issuer)
+    const { iss: _iss, ...withoutIss } = query
+    await expect(client.callback(withoutIss)).rejects.toMatchObject({ code: 'ISSUER_MISMATCH' })
+  })
+
+  it('MISSING_PARAMETER without code or state', async () => {
+    const { client, query } = await callbackWith({})
+    await expect(client.callback({ state: query.state })).rejects.toMatchObject({ code: 'MISSING_PARAMETER', status: 400 })
+    await expect(client.callback({ code: query.code })).rejects.toMatchObject({ code: 'MISSING_PARAMETER', status: 400 })
+  })
+
+  it.each(['500', 'malformed', 'hang'] as const)('a token endpoint fault (%s) is TOKEN_EXCHANGE_FAILED and stores nothing', async (fault) => {
+    const { client, query } = await callbackWith({ httpTimeoutMs: 400 })
+    ehr.faults.token = fault
+    try {
+      const err = await client.callback(query).catch((e: unknown) => e)
+      expect(err).toMatchObject({ code: 'TOKEN_EXCHANGE_FAILED', status: 502 })
+      // S25: no code or verifier in the message.
+      expect((err as Error).message).not.toContain(query.code)
+    } finally {
+      delete ehr.faults.token
+    }
+    await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+  })
+
+  it('S16 a token response without access_token or with a non-bearer token_type is refused', async () => {
+    for (const rewrite of [
+      ({ access_token: _a, ...rest }: Record<string, unknown>) => rest,
+      (body: Record<string, unknown>) => ({ ...body, token_type: 'mac' }),
+    ]) {
+      const { client, query } = await callbackWith({ fetch: rewritingTokenResponses(rewrite) })
+      await expect(client.callback(query)).rejects.toMatchObject({ code: 'TOKEN_EXCHANGE_FAILED' })
+    }
+  })
+
+  it('S16 S21 token_type "Bearer" in any case, an opaque token and expiry from expires_in are fine', async () => {
+    const { client, query } = await callbackWith({ fetch: rewritingTokenResponses((body) => ({ ...body, token_type: 'BEARER', access_token: `${body.access_token}` })) })
+    await client.callback(query)
+    await expect(client.ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+  })
+
+  it('S17 the granted scope is stored, even when narrower than requested', async () => {
+    const { client, query } = await callbackWith({ fetch: rewritingTokenResponses((body) => ({ ...body, scope: 'openid launch patient/Patient.rs' })) })
+    await client.callback(query)
+    expect((await client.ready()).scope).toBe('openid launch patient/Patient.rs')
+  })
+
+  describe('S19 id_token verification', () => {
+    it('a tampered signature is INVALID_ID_TOKEN', async () => {
+      const tamper = (token: string) => token.slice(0, -4) + (token.endsWith('AAAA') ? 'BBBB' : 'AAAA')
+      const { client, query } = await callbackWith({ fetch: rewritingTokenResponses((body) => ({ ...body, id_token: tamper(String(body.id_token)) })) })
+      await expect(client.callback(query)).rejects.toMatchObject({ code: 'INVALID_ID_TOKEN', status: 401 })
+      await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+    })
+
+    it('an unsigned (alg none) id_token is INVALID_ID_TOKEN', async () => {
+      const unsigned = (token: string) => {
+        const [, payload] = token.split('.')
+        return `${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${payload}.`
+      }
+      const { client, query } = await callbackWith({ fetch: rewritingTokenResponses((body) => ({ ...body, id_token: unsigned(String(body.id_token)) })) })
+      await expect(client.callback(query)).rejects.toMatchObject({ code: 'INVALID_ID_TOKEN' })
+    })
+
+    it('a validly signed id_token of another launch (other nonce) is INVALID_ID_TOKEN', async () => {
+      let stolen = ''
+      const thief = new SmartClient(session(), storage, openConfig(), { ...devOptions, fetch: rewritingTokenResponses((body) => ((stolen = String(body.id_token)), body)) })
+      await completeLaunch(ehr, context, thief)
+      expect(stolen.split('.')).toHaveLength(3)
+      const { client, query } = await callbackWith({ fetch: rewritingTokenResponses((body) => ({ ...body, id_token: stolen })) })
+      await expect(client.callback(query)).rejects.toMatchObject({ code: 'INVALID_ID_TOKEN' })
+    })
+
+    it('an id_token signed by another issuer is INVALID_ID_TOKEN', async () => {
+      const other = await createMockEhr()
+      try {
+        let foreign = ''
+        const elsewhere = new SmartClient(session(), storage, openConfig(), { ...devOptions, fetch: rewritingTokenResponses((body) => ((foreign = String(body.id_token)), body)) })
+        await completeLaunch(other, context, elsewhere)
+        const { client, query } = await callbackWith({ fetch: rewritingTokenResponses((body) => ({ ...body, id_token: foreign })) })
+        await expect(client.callback(query)).rejects.toMatchObject({ code: 'INVALID_ID_TOKEN' })
+      } finally {
+        await other.close()
+      }
+    })
+
+    it('S16 a token response without id_token is fine (no user)', async () => {
+      const { client, query } = await callbackWith({ fetch: rewritingTokenResponses(({ id_token: _t, ...rest }) => rest) })
+      await client.callback(query)
+      const fhir = await client.ready()
+      expect(fhir.user).toBeNull()
+      expect(fhir.idTokenClaims).toBeNull()
+    })
+  })
+
+  it('S18 launch context comes from the token response only', async () => {
+    const { client, query } = await callbackWith({ fetch: rewritingTokenResponses((body) => ({ ...body, patient: 'patient-2', encounter: undefined })) })
+    await client.callback({ ...query, patient: 'patient-3' } as never)
+    const fhir = await client.ready()
+    expect(fhir.patient?.id).toBe('patient-2')
+    expect(fhir.encounter).toBeNull()
+  })
+
+  it('S26 the redirect after the callback is the configured redirectUrl', async () => {
+    const { client, query } = await callbackWith({})
+    const result = await client.callback({ ...query, redirect: 'https://evil.example' } as never)
+    expect(result.redirectUrl).toBe('http://app.test/app')
+  })
+})
+
+describe('S15 confidential clients redeem codes with their own authentication', () => {
+  let confidential: MockEhr
+  let rsPrivate: JsonWebKey
+  let esPrivate: JsonWebKey
+  beforeAll(async () => {
+    const rs = await generateKeyPair('RS384', { extractable: true })
+    const es = await generateKeyPair('ES384', { extractable: true })
+    rsPrivate = (await exportJWK(rs.privateKey)) as JsonWebKey
+    esPrivate = (await exportJWK(es.privateKey)) as JsonWebKey
+    confidential = await createMockEhr({
+      clients: [
+        { clientId: 'basic-app', type: 'confidential-symmetric', method: 'client_secret_basic', clientSecret: 'basic-secret-value' },
+        { clientId: 'post-app', type: 'confidential-symmetric', method: 'client_secret_post', clientSecret: 'post-secret-value' },
+        { clientId: 'rs-app', type: 'confidential-asymmetric', alg: 'RS384', jwks: { keys: [{ ...(await exportJWK(rs.publicKey)), kid: 'rs-1' } as JsonWebKey] } },
+        { clientId: 'es-app', type: 'confidential-asymmetric', alg: 'ES384', jwks: { keys: [{ ...(await exportJWK(es.publicKey)), kid: 'es-1' } as JsonWebKey] } },
+      ],
+    })
+  })
+  afterAll(() => confidential.close())
+
+  const cases = () =>
+    [
+      ['client_secret_basic', 'basic-app', { type: 'confidential-symmetric', method: 'client_secret_basic', clientSecret: 'basic-secret-value' }],
+      ['client_secret_post', 'post-app', { type: 'confidential-symmetric', method: 'client_secret_post', clientSecret: 'post-secret-value' }],
+      ['private_key_jwt RS384', 'rs-app', { type: 'confidential-asymmetric', method: 'private_key_jwt', privateKey: rsPrivate, keyId: 'rs-1', alg: 'RS384' }],
+      ['private_key_jwt ES384', 'es-app', { type: 'confidential-asymmetric', method: 'private_key_jwt', privateKey: esPrivate, keyId: 'es-1', alg: 'ES384' }],
+    ] as const
+
+  it.each(['client_secret_basic', 'client_secret_post', 'private_key_jwt RS384', 'private_key_jwt ES384'])('%s', async (name) => {
+    const [, clientId, auth] = cases().find(([method]) => method === name)!
+    const config = openConfig({ clientId, allowAnyIssuer: undefined, knownFhirServers: [{ issuer: confidential.iss, ...auth }] } as never)
+    const client = new SmartClient(session(), storage, config, devOptions)
+    await completeLaunch(confidential, context, client)
+    await expect(client.ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+    await expect(client.refresh()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+  })
+
+  it('a wrong client secret is refused by the EHR (TOKEN_EXCHANGE_FAILED), and the secret is not in the message', async () => {
+    const config = openConfig({ clientId: 'basic-app', allowAnyIssuer: undefined, knownFhirServers: [{ issuer: confidential.iss, type: 'confidential-symmetric', method: 'client_secret_basic', clientSecret: 'wrong-secret' }] } as never)
+    const client = new SmartClient(session(), storage, config, devOptions)
+    const err = await completeLaunch(confidential, context, client).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'TOKEN_EXCHANGE_FAILED' })
+    expect((err as Error).message).not.toContain('wrong-secret')
+  })
+})
