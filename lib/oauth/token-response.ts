@@ -1,17 +1,6 @@
 import type { TokenEndpointResponse } from 'openid-client'
 import { SmartError } from '../errors'
-import type { FhirContextItem, TokenSet } from '../storage/records'
-
-/** The SMART launch context of a token response (SECURITY S18: context comes only from here). */
-export interface LaunchContext {
-  scope: string
-  patient: string | null
-  encounter: string | null
-  intent: string | null
-  needPatientBanner: boolean
-  smartStyleUrl: string | null
-  fhirContext: FhirContextItem[]
-}
+import type { FhirContextItem, LaunchContext, TokenSet } from '../storage/records'
 
 const text = (value: unknown): string | null => (typeof value === 'string' && value !== '' ? value : null)
 

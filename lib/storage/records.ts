@@ -47,10 +47,8 @@ export interface FhirContextItem {
   role?: string
 }
 
-export interface LaunchRecord {
-  iss: string
-  /** The tokens, or their AES-256-GCM sealed form when an `encryptionKey` is set. */
-  tokens: TokenSet | { sealed: string }
+/** The SMART launch context of a token response (SECURITY S18: context comes only from there). */
+export interface LaunchContext {
   scope: string
   patient: string | null
   encounter: string | null
@@ -58,6 +56,12 @@ export interface LaunchRecord {
   needPatientBanner: boolean
   smartStyleUrl: string | null
   fhirContext: FhirContextItem[]
+}
+
+export interface LaunchRecord extends LaunchContext {
+  iss: string
+  /** The tokens, or their AES-256-GCM sealed form when an `encryptionKey` is set. */
+  tokens: TokenSet | { sealed: string }
   idTokenClaims: Record<string, unknown> | null
   completedAt: number
 }
