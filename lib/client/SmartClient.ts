@@ -14,7 +14,7 @@ import { launchContextFrom, tokenSetFrom } from '../oauth/token-response'
 import { singleFlight } from '../storage/lock'
 import { keys, type LaunchRecord, type TokenSet } from '../storage/records'
 import type { SmartStorage } from '../storage/SmartStorage'
-import { consumePendingLaunch, startPendingLaunch } from './pending-launch'
+import { PENDING_LAUNCH_TTL_SECONDS, consumePendingLaunch, startPendingLaunch } from './pending-launch'
 import { ReadyClient } from './ReadyClient'
 import { runtimeFor, type Runtime } from './runtime'
 import { SessionState, selectLaunch } from './session-state'
@@ -162,6 +162,25 @@ export class SmartClient {
       return { record: { launches }, result: removed }
     })
     await Promise.all(forgotten.map((launch) => this.#revoke(launch)))
+  }
+
+  /**
+   * After the app regenerated the session id (session fixation defence, SECURITY S22): moves this
+   * session's completed launches to `newSessionId`, and lets launches still pending under the old id
+   * complete under the new one. The old id keeps nothing usable.
+   */
+  async moveSession(newSessionId: string): Promise<void> {
+    if (typeof newSessionId !== 'string' || newSessionId === '') throw new TypeError('express-smart-on-fhir: newSessionId must be a non-empty string')
+    const oldSessionId = this.#session.sessionId
+    if (newSessionId === oldSessionId) return
+    await this.#session.update(async (current) => {
+      if (current) {
+        const target = new SessionState(this.#storage, this.#rt.config, newSessionId)
+        await target.update(async (existing) => ({ record: { launches: { ...existing?.launches, ...current.launches } }, result: undefined }))
+      }
+      await this.#storage.set(keys.moved(oldSessionId), newSessionId, PENDING_LAUNCH_TTL_SECONDS)
+      return { record: null, result: undefined }
+    })
   }
 
   async #revoke(launch: LaunchRecord): Promise<void> {

@@ -1,0 +1,76 @@
+import express, { type Express } from 'express'
+import session, { type Store } from 'express-session'
+import {
+  requireSmartContext,
+  smartCallback,
+  smartErrorHandler,
+  smartLaunch,
+  type SmartClientConfiguration,
+  type SmartClientOptions,
+  type SmartStorage,
+} from '../../lib'
+import { openConfig } from './smart'
+
+export interface TestAppOptions {
+  store: Store
+  config?: Partial<SmartClientConfiguration>
+  options?: SmartClientOptions
+  storage?: SmartStorage
+  /** Mount the SMART routes on a router under this path. Default: the app's root. */
+  mountAt?: string
+  /** Use smartErrorHandler() (JSON bodies); otherwise Express's own handler answers the status. */
+  jsonErrors?: boolean
+  /** Leave express-session out (misconfiguration tests). */
+  withoutSession?: boolean
+}
+
+/** The documented setup: express-session (HttpOnly, SameSite=Lax), the three middlewares, a few API routes. */
+export function testApp(opts: TestAppOptions): Express {
+  const mount = opts.mountAt ?? ''
+  const config = openConfig({ callbackUrl: `http://app.test${mount}/callback`, redirectUrl: `${mount}/app`, ...opts.config })
+  // A fetch of its own per app: its own discovery cache, so EHR faults are reached.
+  const options: SmartClientOptions = { allowNonHttpsLaunch: true, fetch: (input, init) => fetch(input, init), ...opts.options }
+  const smart = { config, options, ...(opts.storage ? { storage: opts.storage } : {}) }
+
+  const app = express()
+  if (!opts.withoutSession) {
+    app.use(session({ store: opts.store, secret: 'test-secret', resave: false, saveUninitialized: false, cookie: { httpOnly: true, sameSite: 'lax', secure: false } }))
+  }
+  const router = express.Router()
+  router.get('/launch', smartLaunch(smart))
+  router.get('/callback', smartCallback(smart))
+  router.get('/api/context', requireSmartContext(smart), (req, res) => {
+    res.json(req.smart)
+  })
+  router.get('/api/patient', requireSmartContext(smart), async (req, res) => {
+    res.json(await req.smart.request(`Patient/${req.smart.patient?.id}`))
+  })
+  router.get('/api/fhir', requireSmartContext(smart), async (req, res) => {
+    res.json(await req.smart.request(String(req.query.path)))
+  })
+  if (mount) app.use(mount, router)
+  else app.use(router)
+  if (opts.jsonErrors) app.use(smartErrorHandler())
+  return app
+}
+
+/** Records every token, code and verifier crossing the token endpoint: what must never reach the browser. */
+export function secretRecordingFetch(): { fetch: typeof fetch; secrets: Set<string> } {
+  const secrets = new Set<string>()
+  return {
+    secrets,
+    fetch: async (input, init) => {
+      const body = new URLSearchParams(String(init?.body ?? ''))
+      for (const field of ['code', 'code_verifier', 'refresh_token', 'client_assertion']) {
+        const value = body.get(field)
+        if (value) secrets.add(value)
+      }
+      const response = await fetch(input, init)
+      if (body.has('grant_type') && response.status === 200) {
+        const json = (await response.clone().json()) as Record<string, unknown>
+        for (const field of ['access_token', 'refresh_token', 'id_token']) if (typeof json[field] === 'string') secrets.add(json[field] as string)
+      }
+      return response
+    },
+  }
+}

@@ -1,0 +1,214 @@
+import express from 'express'
+import { MemoryStore, type Store } from 'express-session'
+import request from 'supertest'
+import { failFastStore, smartLaunch } from '../../lib'
+import { createMockEhr, launchAs, type MockEhr } from '../../lib/testing'
+import { testApp } from '../helpers/app'
+import { testClock } from '../helpers/smart'
+import { storeKinds } from '../helpers/stores'
+
+let ehr: MockEhr
+beforeAll(async () => (ehr = await createMockEhr()))
+afterAll(() => ehr.close())
+
+const launchQuery = (patient = 'patient-1') => new URL(ehr.launchUrl('http://app.test/launch', { patient })).search
+
+/** Starts a launch with the agent and lets the EHR answer: the callback query the browser would bring back. */
+async function authorized(agent: request.Agent, patient = 'patient-1'): Promise<URL> {
+  const launch = await agent.get(`/launch${launchQuery(patient)}`).expect(302)
+  return ehr.authorize(launch.headers.location)
+}
+
+const rewriteIdToken: typeof fetch = async (input, init) => {
+  const response = await fetch(input, init)
+  if (!String(init?.body ?? '').includes('grant_type=authorization_code') || response.status !== 200) return response
+  const body = (await response.json()) as Record<string, string>
+  return Response.json({ ...body, id_token: `${body.id_token.slice(0, -4)}AAAA` })
+}
+
+describe.each(storeKinds())('every status of API.md over HTTP, over %s', (_name, kind) => {
+  let store: Store
+  let close: () => Promise<void>
+  beforeAll(async () => ({ store, close } = await kind.open()))
+  afterAll(() => close())
+
+  const expectError = (res: request.Response, status: number, code: string) => {
+    expect({ status: res.status, code: res.body.code }).toEqual({ status, code })
+    expect(typeof res.body.message).toBe('string')
+  }
+
+  it('400 MISSING_PARAMETER: launch without launch, callback without state', async () => {
+    const app = testApp({ store, jsonErrors: true })
+    expectError(await request(app).get(`/launch?iss=${encodeURIComponent(ehr.iss)}`), 400, 'MISSING_PARAMETER')
+    expectError(await request(app).get('/launch?launch=abc'), 400, 'MISSING_PARAMETER')
+    expectError(await request(app).get('/callback?code=abc'), 400, 'MISSING_PARAMETER')
+  })
+
+  it('403 UNKNOWN_ISSUER', async () => {
+    const app = testApp({ store, jsonErrors: true, config: { allowAnyIssuer: undefined, knownFhirServers: [{ issuer: 'https://trusted.example/fhir', type: 'public' }] } as never })
+    expectError(await request(app).get(`/launch${launchQuery()}`), 403, 'UNKNOWN_ISSUER')
+  })
+
+  it('400 INSECURE_ISSUER', async () => {
+    const app = testApp({ store, jsonErrors: true, options: { allowNonHttpsLaunch: false } })
+    expectError(await request(app).get(`/launch${launchQuery()}`), 400, 'INSECURE_ISSUER')
+  })
+
+  it('502 DISCOVERY_FAILED', async () => {
+    const app = testApp({ store, jsonErrors: true })
+    ehr.faults.discovery = '500'
+    try {
+      expectError(await request(app).get(`/launch${launchQuery()}`), 502, 'DISCOVERY_FAILED')
+    } finally {
+      delete ehr.faults.discovery
+    }
+  })
+
+  it('502 TOKEN_EXCHANGE_FAILED', async () => {
+    const agent = request.agent(testApp({ store, jsonErrors: true }))
+    const back = await authorized(agent)
+    ehr.faults.token = '500'
+    try {
+      expectError(await agent.get(`${back.pathname}${back.search}`), 502, 'TOKEN_EXCHANGE_FAILED')
+    } finally {
+      delete ehr.faults.token
+    }
+    expectError(await agent.get('/api/context'), 401, 'NO_SESSION')
+  })
+
+  it('400 INVALID_STATE', async () => {
+    const agent = request.agent(testApp({ store, jsonErrors: true }))
+    const back = await authorized(agent)
+    back.searchParams.set('state', 'forged')
+    expectError(await agent.get(`${back.pathname}${back.search}`), 400, 'INVALID_STATE')
+  })
+
+  it('403 AUTHORIZATION_DENIED', async () => {
+    const agent = request.agent(testApp({ store, jsonErrors: true }))
+    ehr.faults.authorize = 'deny'
+    try {
+      const back = await authorized(agent)
+      expectError(await agent.get(`${back.pathname}${back.search}`), 403, 'AUTHORIZATION_DENIED')
+    } finally {
+      delete ehr.faults.authorize
+    }
+  })
+
+  it('401 INVALID_ID_TOKEN', async () => {
+    const agent = request.agent(testApp({ store, jsonErrors: true, options: { fetch: rewriteIdToken } }))
+    const back = await authorized(agent)
+    expectError(await agent.get(`${back.pathname}${back.search}`), 401, 'INVALID_ID_TOKEN')
+  })
+
+  it('401 NO_SESSION', async () => {
+    expectError(await request(testApp({ store, jsonErrors: true })).get('/api/context'), 401, 'NO_SESSION')
+  })
+
+  it('401 SESSION_EXPIRED', async () => {
+    const clock = testClock()
+    const agent = request.agent(testApp({ store, jsonErrors: true, config: { scope: 'openid fhirUser launch patient/*.rs' }, options: { now: clock.now } }))
+    await launchAs(agent, ehr, { patient: 'patient-1' })
+    clock.advance(2 * 3600 * 1000)
+    expectError(await agent.get('/api/context'), 401, 'SESSION_EXPIRED')
+  })
+
+  it('403 UNKNOWN_PATIENT and 400 ACTIVE_PATIENT_REQUIRED', async () => {
+    const agent = request.agent(testApp({ store, jsonErrors: true, options: { enableMultiLaunch: true } }))
+    await launchAs(agent, ehr, { patient: 'patient-1' })
+    await launchAs(agent, ehr, { patient: 'patient-2' })
+    expectError(await agent.get('/api/context').set('X-Active-Patient', 'patient-3'), 403, 'UNKNOWN_PATIENT')
+    expectError(await agent.get('/api/context').set('X-Active-Patient', '../patient-1'), 403, 'UNKNOWN_PATIENT')
+    expectError(await agent.get('/api/context'), 400, 'ACTIVE_PATIENT_REQUIRED')
+  })
+
+  it('400 ISSUER_MISMATCH', async () => {
+    const agent = request.agent(testApp({ store, jsonErrors: true }))
+    const back = await authorized(agent)
+    back.searchParams.set('iss', 'https://attacker.example')
+    expectError(await agent.get(`${back.pathname}${back.search}`), 400, 'ISSUER_MISMATCH')
+  })
+
+  it('FHIR_REQUEST_FAILED with the FHIR status, 502 when unreachable, and 400 FORBIDDEN_URL', async () => {
+    const agent = request.agent(testApp({ store, jsonErrors: true, options: { httpTimeoutMs: 300 } }))
+    await launchAs(agent, ehr, { patient: 'patient-1' })
+    expectError(await agent.get('/api/fhir?path=Patient/does-not-exist'), 404, 'FHIR_REQUEST_FAILED')
+    expectError(await agent.get('/api/fhir?path=Patient/patient-2'), 403, 'FHIR_REQUEST_FAILED')
+    expectError(await agent.get(`/api/fhir?path=${encodeURIComponent('https://elsewhere.example/fhir/Patient')}`), 400, 'FORBIDDEN_URL')
+    ehr.faults.fhir = 'hang'
+    try {
+      expectError(await agent.get('/api/fhir?path=Patient/patient-1'), 502, 'FHIR_REQUEST_FAILED')
+    } finally {
+      delete ehr.faults.fhir
+    }
+  })
+
+  it('without an error handler Express answers the status', async () => {
+    const res = await request(testApp({ store })).get('/api/context')
+    expect(res.status).toBe(401)
+  })
+})
+
+describe('503 STORAGE_UNAVAILABLE', () => {
+  function brokenStore(mode: 'hang' | 'error', onlyKeysStartingWith = ''): Store {
+    const store = new MemoryStore()
+    const get = store.get.bind(store)
+    store.get = (sid, cb) => {
+      if (!sid.startsWith(onlyKeysStartingWith)) return get(sid, cb)
+      if (mode === 'error') cb(new Error('ECONNREFUSED'))
+    }
+    return store
+  }
+
+  it.each(['hang', 'error'] as const)("express-session's own look-up of an existing session (%s), through failFastStore", async (mode) => {
+    const inner = new MemoryStore()
+    const agent = request.agent(testApp({ store: failFastStore(inner, { timeoutMs: 300 }), jsonErrors: true }))
+    await launchAs(agent, ehr, { patient: 'patient-1' })
+    await agent.get('/api/context').expect(200)
+    // Break only the reads of session ids (not SMART keys): the failure is express-session's own look-up.
+    const get = inner.get.bind(inner)
+    inner.get = (sid, cb) => {
+      if (sid.startsWith('smart:')) return get(sid, cb)
+      if (mode === 'error') cb(new Error('ECONNREFUSED'))
+    }
+    const res = await agent.get('/api/context')
+    expect({ status: res.status, code: res.body.code }).toEqual({ status: 503, code: 'STORAGE_UNAVAILABLE' })
+  })
+
+  it('the SMART state look-up', async () => {
+    const app = testApp({ store: failFastStore(brokenStore('error', 'smart:')), jsonErrors: true })
+    const res = await request(app).get('/api/context')
+    expect({ status: res.status, code: res.body.code }).toEqual({ status: 503, code: 'STORAGE_UNAVAILABLE' })
+  })
+
+  it('a launch whose pending state cannot be written', async () => {
+    const store = new MemoryStore()
+    store.set = (_sid, _data, cb) => cb?.(new Error('READONLY'))
+    const res = await request(testApp({ store, jsonErrors: true })).get(`/launch${launchQuery()}`)
+    expect({ status: res.status, code: res.body.code }).toEqual({ status: 503, code: 'STORAGE_UNAVAILABLE' })
+  })
+})
+
+describe('misconfiguration', () => {
+  it('without express-session the first request fails with a SmartError saying to mount it', async () => {
+    const res = await request(testApp({ store: new MemoryStore(), withoutSession: true, jsonErrors: true })).get('/api/context')
+    expect(res.status).toBe(500)
+    expect(res.body.code).toBe('MISCONFIGURED')
+  })
+
+  it('the message names express-session', async () => {
+    const app = express()
+    let message = ''
+    app.use(testApp({ store: new MemoryStore(), withoutSession: true }))
+    app.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      message = err.message
+      res.status(500).end()
+    })
+    await request(app).get('/api/context').expect(500)
+    expect(message).toMatch(/express-session/)
+  })
+
+  it('invalid options throw a TypeError naming the field at factory time', () => {
+    expect(() => smartLaunch({ config: { clientId: 'a' } as never })).toThrow(/config\.scope/)
+    expect(() => smartLaunch({ config: { clientId: 'a' } as never, storag: {} } as never)).toThrow(/storag/)
+  })
+})

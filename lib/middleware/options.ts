@@ -1,0 +1,68 @@
+import type { Request } from 'express'
+import type { Store } from 'express-session'
+import { runtimeFor } from '../client/runtime'
+import { SmartClient } from '../client/SmartClient'
+import type { SmartClientConfiguration, SmartClientOptions } from '../config'
+import { SmartError } from '../errors'
+import { expressSessionStorage } from '../storage/express-session'
+import type { SmartStorage } from '../storage/SmartStorage'
+
+export interface SmartMiddlewareOptions {
+  config: SmartClientConfiguration
+  options?: SmartClientOptions
+  /** Default: `expressSessionStorage(req.sessionStore)`, the app's own session store. */
+  storage?: SmartStorage
+}
+
+/** What a middleware factory settles once, so requests do no validation of their own. */
+export interface MiddlewareSetup {
+  multiLaunch: boolean
+  /** A SmartClient for this request's session (and, in multi-launch mode, its active patient). */
+  clientFor(req: Request, activePatient?: string | null): SmartClient
+}
+
+const defaultStorages = new WeakMap<Store, SmartStorage>()
+
+/** Validates the options of a middleware factory (a `TypeError` naming the field), once. */
+export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): MiddlewareSetup {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError(`express-smart-on-fhir: ${name}(opts) needs { config, options?, storage? }`)
+  for (const key of Object.keys(opts)) {
+    if (!['config', 'options', 'storage'].includes(key)) throw new TypeError(`express-smart-on-fhir: ${name}(opts).${key} is not a known setting (config, options, storage)`)
+  }
+  const { config, options, storage } = opts
+  const runtime = runtimeFor(config, options)
+  if (storage !== undefined && (typeof storage?.get !== 'function' || typeof storage.set !== 'function' || typeof storage.delete !== 'function')) {
+    throw new TypeError(`express-smart-on-fhir: ${name}(opts).storage must implement SmartStorage (get, set, delete)`)
+  }
+  function storageFor(req: Request): SmartStorage {
+    if (storage) return storage
+    const store = requireSessionStore(req, name)
+    let adapted = defaultStorages.get(store)
+    if (!adapted) defaultStorages.set(store, (adapted = expressSessionStorage(store)))
+    return adapted
+  }
+  return {
+    multiLaunch: runtime.config.enableMultiLaunch,
+    clientFor(req, activePatient = null) {
+      // The same config and options objects every time: the client reuses the runtime validated above.
+      const session = { sessionId: req.sessionID, activePatient }
+      return new SmartClient(session, storageFor(req), config, options as SmartClientOptions & { enableMultiLaunch: true })
+    },
+  }
+}
+
+/** express-session must run first; say so plainly when it did not. */
+function requireSessionStore(req: Request, name: string): Store {
+  if (!req.sessionStore) {
+    throw new SmartError('MISCONFIGURED', `${name}() needs express-session: mount app.use(session({ ... })) before it`)
+  }
+  return req.sessionStore
+}
+
+/** The request's session, or the reason there is none. */
+export function requireSession(req: Request, name: string): NonNullable<Request['session']> {
+  requireSessionStore(req, name)
+  // express-session leaves req.session unset when its store reported itself disconnected.
+  if (!req.session) throw new SmartError('STORAGE_UNAVAILABLE', 'The session store is disconnected')
+  return req.session
+}
