@@ -22,7 +22,7 @@ function run(file: string, source: string): string[] {
   return execFileSync(process.execPath, [file], { cwd: consumer, encoding: 'utf8' }).trim().split(',')
 }
 
-const publicNames = ['SmartClient', 'ReadyClient', 'expressSessionStorage', 'SmartError', 'createMockEhr']
+const publicNames = ['SmartClient', 'ReadyClient', 'expressSessionStorage', 'SmartError', 'smartLaunch', 'smartCallback', 'requireSmartContext', 'createMockEhr', 'launchAs']
 
 describe('the published entry points', () => {
   it('load from ESM by package name', () => {
@@ -43,6 +43,9 @@ describe('the published entry points', () => {
 
   it('the index re-exports the public API only', () => {
     const names = run('names.cjs', `console.log(Object.keys(require('express-smart-on-fhir')).sort().join(','))`)
-    expect(names).toEqual(['ReadyClient', 'SMART_ERROR_STATUS', 'SmartClient', 'SmartError', 'expressSessionStorage', 'isSmartError'])
+    expect(names).toEqual([
+      'ACTIVE_PATIENT_HEADER', 'ReadyClient', 'SMART_ERROR_STATUS', 'SmartClient', 'SmartError', 'expressSessionStorage',
+      'failFastStore', 'isSmartError', 'requireSmartContext', 'smartCallback', 'smartErrorHandler', 'smartLaunch',
+    ])
   })
 })
