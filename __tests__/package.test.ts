@@ -13,6 +13,9 @@ beforeAll(() => {
   execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(root, 'tsconfig.build.json'), '--outDir', join(scratch, 'pkg', 'dist')])
   cpSync(join(root, 'package.json'), join(scratch, 'pkg', 'package.json'))
   mkdirSync(join(consumer, 'node_modules'), { recursive: true })
+  // Its own package scope: otherwise Node resolves the name through the repository's package.json
+  // (self-reference) and loads the repository's dist/ instead of this build.
+  writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }))
   symlinkSync(join(scratch, 'pkg'), join(consumer, 'node_modules', 'express-smart-on-fhir'), 'dir')
 }, 60_000)
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
