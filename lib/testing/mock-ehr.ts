@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { createAuthorizationServer, INTERACTION_PATH } from './authorization-server'
+import { checkAppLaunchUrl, createEhrHome } from './ehr-home'
 import { faultInjector } from './faults'
 import { createFhirRouter } from './fhir-server'
 import { FhirStore } from './fhir-store'
@@ -36,6 +37,7 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * Login and consent are approved automatically as the configured practitioner.
  *
  * Seed patients: `patient-1` (encounter `patient-1-encounter-1`), `patient-2`, `patient-3`.
+ * Its home page (`GET /`) lists them, each with a "Launch" link to `appLaunchUrl` when that is set.
  *
  * @example
  * ```ts
@@ -54,6 +56,7 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
   const practitionerId = options.practitionerId ?? DEFAULT_PRACTITIONER_ID
   const clients = options.clients ?? DEFAULT_CLIENTS
   if (clients.length === 0) throw new TypeError('createMockEhr: clients must not be empty')
+  const appLaunchUrl = checkAppLaunchUrl(options.appLaunchUrl)
 
   const app = express()
   const server = createServer(app)
@@ -85,6 +88,19 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
   })
   const endpoints: SmartEndpoints = { issuer, fhirBase, ...auth.endpoints }
   const inject = (kind: 'discovery' | 'token' | 'fhir' | 'jwks') => faultInjector(() => current[kind], hanging)
+  const store = new FhirStore(seedResources(practitionerId))
+
+  function launchUrl(appUrl: string, context: LaunchContext): string {
+    if (typeof context?.patient !== 'string' || context.patient === '') {
+      throw new TypeError('launchUrl: context.patient is required')
+    }
+    const launch = randomBytes(16).toString('base64url')
+    launches.set(launch, structuredClone(context))
+    const url = new URL(appUrl)
+    url.searchParams.set('iss', fhirBase)
+    url.searchParams.set('launch', launch)
+    return url.href
+  }
 
   app.disable('x-powered-by')
   app.get('/fhir/.well-known/smart-configuration', (_req, _res, next) => {
@@ -101,7 +117,7 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
   })
   app.use('/fhir', createFhirRouter({
     base: fhirBase,
-    store: new FhirStore(seedResources(practitionerId)),
+    store,
     stats,
     log: fhirLog,
     validateAccessToken: auth.validateAccessToken,
@@ -109,6 +125,7 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
     injectFault: inject('fhir'),
   }))
   app.use('/oauth', auth.handler)
+  app.use(createEhrHome({ store, practitionerId, appLaunchUrl, launchUrl }))
 
   const authorize = createUserAgent(origin)
 
@@ -119,17 +136,7 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
     fhirLog,
     get faults() { return current },
     set faults(value: MockEhrFaults) { current = value },
-    launchUrl(appLaunchUrl: string, context: LaunchContext): string {
-      if (typeof context?.patient !== 'string' || context.patient === '') {
-        throw new TypeError('launchUrl: context.patient is required')
-      }
-      const launch = randomBytes(16).toString('base64url')
-      launches.set(launch, structuredClone(context))
-      const url = new URL(appLaunchUrl)
-      url.searchParams.set('iss', fhirBase)
-      url.searchParams.set('launch', launch)
-      return url.href
-    },
+    launchUrl,
     authorize,
     expireAccessTokens: auth.expireAccessTokens,
     close(): Promise<void> {

@@ -31,6 +31,12 @@ export interface MockEhrOptions {
   fhirUserRelative?: boolean
   /** Default: a free port. */
   port?: number
+  /**
+   * The registered app's launch URL (e.g. `http://127.0.0.1:3000/launch`). The EHR home page (`GET /`)
+   * then shows a "Launch" link per patient; each click mints a launch id and redirects to
+   * `appLaunchUrl?iss=...&launch=...`. Without it the page lists patients only.
+   */
+  appLaunchUrl?: string
 }
 
 export interface MockEhrStats {
