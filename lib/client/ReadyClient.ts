@@ -1,33 +1,31 @@
 import { SmartError } from '../errors'
 import { boundedFetch, type HttpLimits } from '../oauth/http'
 import type { FhirContextItem, LaunchRecord } from '../storage/records'
+import { contextReference, FhirApi, userReference } from './fhir-api'
+import { checkTtlSeconds, type FhirReadCache } from './fhir-cache'
+import type { FhirContextReference, FhirRequestInit, FhirUserReference } from './fhir-types'
 
-export interface FhirRequestInit {
-  method?: string
-  /** A JSON value (sent as `application/fhir+json`) or a string sent as is. */
-  body?: unknown
-  headers?: Record<string, string>
-}
+export type { FhirRequestInit } from './fhir-types'
 
 /** How a ReadyClient gets a fresh access token after a 401: the SmartClient's single-flight refresh. */
 export type AccessRefresher = (staleAccessToken: string) => Promise<string>
 
-interface ReadyClientInit {
+export interface ReadyClientInit {
   launch: LaunchRecord
   accessToken: string
   http: HttpLimits
   /** null when refresh on 401 is off (autoRefresh: false). */
   refresh: AccessRefresher | null
+  /** Where `cache` options keep answers; it outlives the per-request ReadyClient. */
+  cache?: FhirReadCache
+  /** Required with `cache`: what no other session or patient shares (session id and patient). */
+  cacheScope?: string
 }
 
 const MAX_FHIR_RESPONSE_BYTES = 50 * 1024 * 1024
 
-function reference(type: string, id: string | null): { id: string; reference: string } | null {
-  return id === null ? null : { id, reference: `${type}/${id}` }
-}
-
 /** `fhirUser` may be relative (`Practitioner/123`); it resolves against the FHIR base (SECURITY S20). */
-function userOf(claims: Record<string, unknown> | null, fhirServer: string): ReadyClient['user'] {
+function userOf(claims: Record<string, unknown> | null, fhirServer: string): { fhirUser: string; resourceType: string; id: string } | null {
   const fhirUser = claims?.fhirUser
   if (typeof fhirUser !== 'string' || fhirUser === '') return null
   let absolute: URL
@@ -41,21 +39,24 @@ function userOf(claims: Record<string, unknown> | null, fhirServer: string): Rea
 }
 
 /**
- * A FHIR client for one completed launch: its context, and `request()` with the session's bearer token.
- * Serializes (`toJSON`, `util.inspect`) without any token.
+ * A FHIR client for one completed launch: its context, `request()` with the session's bearer token,
+ * and typed R4 helpers (`read`, `search`, `pages`, `resources`, `create`, `update`, `delete`, `batch`,
+ * `transaction`). Serializes (`toJSON`, `util.inspect`) without any token.
  *
  * @example
  * app.get('/api/patient', requireSmartContext(opts), async (req, res) => {
- *   res.json(await req.smart.request(`Patient/${req.smart.patient?.id}`))
+ *   res.json(await req.smart.patient?.read())
  * })
  */
-export class ReadyClient {
+export class ReadyClient extends FhirApi {
   /** The FHIR base URL (`iss`) the launch came from. */
   readonly fhirServer: string
-  readonly patient: { id: string; reference: string } | null
-  readonly encounter: { id: string; reference: string } | null
-  /** The signed-in user, from the id_token's `fhirUser`. */
-  readonly user: { fhirUser: string; resourceType: string; id: string } | null
+  /** The launch's patient, `{ id, reference }`, with `read()`. */
+  readonly patient: FhirContextReference<'Patient'> | null
+  /** The launch's encounter, `{ id, reference }`, with `read()`. */
+  readonly encounter: FhirContextReference<'Encounter'> | null
+  /** The signed-in user, from the id_token's `fhirUser`, with `read()`. */
+  readonly user: FhirUserReference | null
   /** The granted scope (it may be narrower than requested). */
   readonly scope: string
   readonly intent: string | null
@@ -67,14 +68,17 @@ export class ReadyClient {
   readonly #base: string
   readonly #http: HttpLimits
   readonly #refresh: AccessRefresher | null
+  readonly #cache: { store: FhirReadCache; scope: string } | null
   #accessToken: string
 
   constructor(init: ReadyClientInit) {
+    super()
     const { launch } = init
+    if (init.cache && typeof init.cacheScope !== 'string') throw new TypeError('ReadyClient: a cache needs a cacheScope, or sessions would share it')
     this.fhirServer = launch.iss
-    this.patient = reference('Patient', launch.patient)
-    this.encounter = reference('Encounter', launch.encounter)
-    this.user = userOf(launch.idTokenClaims, launch.iss)
+    this.patient = contextReference(this, 'Patient', launch.patient)
+    this.encounter = contextReference(this, 'Encounter', launch.encounter)
+    this.user = userReference(this, userOf(launch.idTokenClaims, launch.iss))
     this.scope = launch.scope
     this.intent = launch.intent
     this.needPatientBanner = launch.needPatientBanner
@@ -86,6 +90,7 @@ export class ReadyClient {
     this.#http = init.http
     this.#refresh = init.refresh
     this.#accessToken = init.accessToken
+    this.#cache = init.cache && typeof init.cacheScope === 'string' ? { store: init.cache, scope: init.cacheScope } : null
   }
 
   /** Resolves a path against the FHIR base; an absolute URL must be on the FHIR server's origin (S20). */
@@ -121,10 +126,39 @@ export class ReadyClient {
 
   /**
    * Sends a FHIR request with the bearer token. On a 401 it refreshes once (single-flight) and retries
-   * once with the new token. A non-2xx answer throws `FHIR_REQUEST_FAILED` with the server's status.
+   * once with the new token. A non-2xx answer throws `FHIR_REQUEST_FAILED` with the server's status
+   * (and its OperationOutcome as `operationOutcome`). An absolute URL on another origin is
+   * `FORBIDDEN_URL`, before anything is sent.
+   *
+   * With `cache` (GET only), an answer kept for this session and patient is returned without a request.
+   * A write through this client to the same URL drops what was kept for it.
+   *
+   * @example
+   * const bundle = await req.smart.request<fhir4.Bundle>('Observation?patient=patient-1&_count=10')
+   * const org = await req.smart.request('Organization/1', { cache: { ttlSeconds: 300 } })
    */
   async request<T = unknown>(pathOrUrl: string, init: FhirRequestInit = {}): Promise<T> {
     const url = this.#resolve(pathOrUrl)
+    const method = (init.method ?? 'GET').toUpperCase()
+    if (init.cache !== undefined) {
+      if (method !== 'GET') throw new TypeError(`request: cache applies to GET only, not ${method}`)
+      checkTtlSeconds(init.cache?.ttlSeconds)
+    }
+    const cache = this.#cache
+    const key = cache ? `${cache.scope}\u0000${url.href}` : ''
+    // A write through this client must not be hidden by its own cached read of the same URL.
+    if (cache && method !== 'GET') cache.store.delete(key)
+    if (cache && init.cache) {
+      const kept = cache.store.get(key)
+      if (kept !== undefined) return kept as T
+    }
+    const answer = await this.#exchange(url, init)
+    if (cache && init.cache && answer !== undefined) cache.store.set(key, answer, init.cache.ttlSeconds)
+    return answer as T
+  }
+
+  /** One request, with one refresh-and-retry on 401; the parsed answer, or a SmartError. */
+  async #exchange(url: URL, init: FhirRequestInit): Promise<unknown> {
     let response = await this.#send(url, init, this.#accessToken)
     if (response.status === 401 && this.#refresh) {
       this.#accessToken = await this.#refresh(this.#accessToken)
@@ -148,7 +182,7 @@ export class ReadyClient {
         operationOutcome: outcome,
       })
     }
-    return (raw === '' ? undefined : parsed) as T
+    return raw === '' ? undefined : parsed
   }
 
   /** The launch context, without tokens. */
