@@ -48,7 +48,7 @@ describe('the published entry points', () => {
     const names = run('names.cjs', `console.log(Object.keys(require('express-smart-on-fhir')).sort().join(','))`)
     expect(names).toEqual([
       'ACTIVE_PATIENT_HEADER', 'ReadyClient', 'SMART_ERROR_STATUS', 'SmartClient', 'SmartError', 'expressSessionStorage',
-      'failFastStore', 'isSmartError', 'requireSmartContext', 'smartCallback', 'smartErrorHandler', 'smartLaunch',
+      'failFastStore', 'isNotFound', 'isSmartError', 'requireSmartContext', 'smartCallback', 'smartErrorHandler', 'smartLaunch',
     ])
   })
 })

@@ -2,6 +2,11 @@ export { SmartClient } from './client/SmartClient'
 export type { CallbackQuery, CallbackResult, SessionRef } from './client/SmartClient'
 export { ReadyClient } from './client/ReadyClient'
 export type { FhirRequestInit } from './client/ReadyClient'
+export { isNotFound } from './client/fhir-api'
+export type {
+  FhirBundleRequestEntry, FhirCacheOptions, FhirContextReference, FhirReadOptions, FhirResourceOf, FhirResourceType,
+  FhirSearchParams, FhirUserReference, FhirUserResource,
+} from './client/fhir-types'
 export type { SmartStorage } from './storage/SmartStorage'
 export { expressSessionStorage } from './storage/express-session'
 export type { ExpressSessionStorageOptions } from './storage/express-session'

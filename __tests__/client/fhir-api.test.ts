@@ -1,7 +1,6 @@
 import { MemoryStore } from 'express-session'
 import type * as fhir4 from 'fhir/r4'
-import { SmartClient, SmartError, expressSessionStorage, type SmartClientOptions } from '../../lib'
-import { isNotFound } from '../../lib/client/fhir-api'
+import { SmartClient, SmartError, expressSessionStorage, isNotFound, type SmartClientOptions } from '../../lib'
 import { createMockEhr, type LaunchContext, type MockEhr } from '../../lib/testing'
 import { completeLaunch, devOptions, openConfig } from '../helpers/smart'
 

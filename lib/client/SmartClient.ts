@@ -15,6 +15,7 @@ import { singleFlight } from '../storage/lock'
 import { keys, type LaunchRecord, type TokenSet } from '../storage/records'
 import type { SmartStorage } from '../storage/SmartStorage'
 import { PENDING_LAUNCH_TTL_SECONDS, consumePendingLaunch, startPendingLaunch } from './pending-launch'
+import { fhirReadCacheFor } from './fhir-cache'
 import { ReadyClient } from './ReadyClient'
 import { runtimeFor, type Runtime } from './runtime'
 import { SessionState, selectLaunch } from './session-state'
@@ -222,7 +223,9 @@ export class SmartClient {
 
   #readyClient(key: string, { launch, tokens }: { launch: LaunchRecord; tokens: TokenSet }): ReadyClient {
     const refresh = this.#rt.config.autoRefresh ? async (stale: string) => (await this.#refreshLaunch(key, stale)).tokens.accessToken : null
-    return new ReadyClient({ launch, accessToken: tokens.accessToken, http: this.#rt.http, refresh })
+    // Cached reads are never shared between sessions or patients.
+    const cacheScope = `${this.#session.sessionId}\u0000${launch.patient ?? ''}`
+    return new ReadyClient({ launch, accessToken: tokens.accessToken, http: this.#rt.http, refresh, cache: fhirReadCacheFor(this.#rt), cacheScope })
   }
 
   #authorizationServer(iss: string, smart: SmartConfiguration): AuthorizationServer
