@@ -14,6 +14,11 @@ const config: Config = {
   setupFiles: ['<rootDir>/__tests__/helpers/quiet-runtime-warning.ts'],
   globalSetup: '<rootDir>/__tests__/helpers/global-setup.ts',
   globalTeardown: '<rootDir>/__tests__/helpers/global-teardown.ts',
+  // The example app imports the package by name; tests run it against the sources.
+  moduleNameMapper: {
+    '^express-smart-on-fhir$': '<rootDir>/lib/index.ts',
+    '^express-smart-on-fhir/testing$': '<rootDir>/lib/testing/index.ts',
+  },
   testTimeout: 20000,
 }
 

@@ -1,0 +1,114 @@
+import { join } from 'node:path'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { launchChromium } from '../helpers/browser'
+import { startExample, type RunningExample } from '../helpers/example-app'
+
+jest.setTimeout(60_000)
+
+const redisUrl = process.env.REDIS_URL
+const inCi = process.env.CI === 'true'
+if (inCi && !redisUrl) throw new Error('CI=true needs REDIS_URL (global-setup starts redis-server)')
+// The Redis variant runs wherever Redis is available, and always under CI=true.
+const sessionKinds: Array<[string, string | undefined]> = [['memory', undefined], ...(redisUrl ? [['Redis', redisUrl] as [string, string]] : [])]
+
+// Lower case: the page may style names (e.g. family names in capitals); checks compare lower-cased text.
+const FAMILY: Record<string, string> = { 'patient-1': 'shaw', 'patient-2': 'adams', 'patient-3': 'martinez' }
+
+let browser: Browser
+let closeBrowser: () => Promise<void>
+beforeAll(async () => ({ browser, close: closeBrowser } = await launchChromium()))
+afterAll(() => closeBrowser())
+
+/** Clicks the EHR's Launch link of a patient; the app opens in a new tab. */
+async function launchFromEhr(context: BrowserContext, ehrPage: Page, patient: string): Promise<Page> {
+  const [tab] = await Promise.all([context.waitForEvent('page'), ehrPage.click(`a.launch[data-patient-id="${patient}"]`)])
+  await tab.waitForLoadState()
+  return tab
+}
+
+/** Waits for the app's banner and returns which patient it shows. */
+async function bannerOf(tab: Page): Promise<{ id: string | null; text: string }> {
+  const banner = await tab.waitForSelector('#patient-banner[data-patient-id]', { state: 'visible', timeout: 15_000 })
+  return { id: await banner.getAttribute('data-patient-id'), text: ((await banner.textContent()) ?? '').toLowerCase() }
+}
+
+describe.each(sessionKinds)('the example app in Chromium, sessions in %s', (kind, url) => {
+  let example: RunningExample
+  beforeAll(async () => (example = await startExample({ redisUrl: url })))
+  afterAll(() => example.close())
+
+  it('two patients launched in two tabs each show their own patient, also after a reload', async () => {
+    const context = await browser.newContext({ viewport: { width: 1100, height: 900 } })
+    try {
+      const ehrPage = await context.newPage()
+      await ehrPage.goto(example.ehrHome)
+      const tabA = await launchFromEhr(context, ehrPage, 'patient-1')
+      expect(await bannerOf(tabA)).toMatchObject({ id: 'patient-1', text: expect.stringContaining(FAMILY['patient-1']) })
+      const tabB = await launchFromEhr(context, ehrPage, 'patient-2')
+      expect(await bannerOf(tabB)).toMatchObject({ id: 'patient-2', text: expect.stringContaining(FAMILY['patient-2']) })
+
+      for (const [tab, patient] of [[tabA, 'patient-1'], [tabB, 'patient-2']] as const) {
+        expect(new URL(tab.url()).searchParams.has('patient')).toBe(false)
+        await tab.reload()
+        const banner = await bannerOf(tab)
+        expect(banner.id).toBe(patient)
+        expect(banner.text).toContain(FAMILY[patient])
+        await tab.waitForSelector('#vitals-chart svg', { state: 'visible' })
+        expect(await tab.locator('#conditions li').count()).toBeGreaterThan(0)
+        expect(await tab.locator('#medications li').count()).toBeGreaterThan(0)
+        const other = patient === 'patient-1' ? 'patient-2' : 'patient-1'
+        expect((await tab.locator('body').innerText()).toLowerCase()).not.toContain(FAMILY[other])
+      }
+      if (kind === 'memory') await tabA.screenshot({ path: join(__dirname, '..', '..', 'example-app', 'screenshot.png'), fullPage: true })
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('a tab whose sessionStorage was cleared, or a direct visit, shows the relaunch message and no patient data', async () => {
+    const context = await browser.newContext()
+    try {
+      const ehrPage = await context.newPage()
+      await ehrPage.goto(example.ehrHome)
+      const tab = await launchFromEhr(context, ehrPage, 'patient-3')
+      await bannerOf(tab)
+      await tab.evaluate(() => sessionStorage.clear())
+      await tab.reload()
+      await tab.waitForSelector('#relaunch', { state: 'visible' })
+      expect((await tab.locator('body').innerText()).toLowerCase()).not.toContain(FAMILY['patient-3'])
+
+      const direct = await context.newPage()
+      await direct.goto(example.appUrl)
+      await direct.waitForSelector('#relaunch', { state: 'visible' })
+      expect(await direct.locator('body').innerText()).not.toMatch(/shaw|adams|martinez/i)
+    } finally {
+      await context.close()
+    }
+  })
+})
+
+describe('an expired access token in the browser', () => {
+  let example: RunningExample
+  beforeAll(async () => (example = await startExample({ accessTokenTtlSeconds: 2, refreshLeewaySeconds: 1 })))
+  afterAll(() => example.close())
+
+  it('is refreshed without the user noticing', async () => {
+    const context = await browser.newContext()
+    try {
+      const ehrPage = await context.newPage()
+      await ehrPage.goto(example.ehrHome)
+      const tab = await launchFromEhr(context, ehrPage, 'patient-1')
+      await bannerOf(tab)
+      const grants = example.ehr.stats.refreshGrants
+      await new Promise((resolve) => setTimeout(resolve, 2500))
+      await tab.reload()
+      expect((await bannerOf(tab)).id).toBe('patient-1')
+      await tab.waitForSelector('#vitals-chart svg', { state: 'visible' })
+      expect(await tab.locator('#relaunch').isVisible()).toBe(false)
+      expect(await tab.locator('#error').isVisible()).toBe(false)
+      expect(example.ehr.stats.refreshGrants).toBeGreaterThan(grants)
+    } finally {
+      await context.close()
+    }
+  })
+})

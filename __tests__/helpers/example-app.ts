@@ -1,0 +1,40 @@
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createMockEhr, type MockEhr } from 'express-smart-on-fhir/testing'
+import { createExampleApp } from '../../example-app/server'
+
+export interface RunningExample {
+  ehr: MockEhr
+  /** The EHR's home page with its patient list and Launch links. */
+  ehrHome: string
+  appUrl: string
+  close: () => Promise<void>
+}
+
+/** The mock EHR and the example app on free ports, wired as `npm start` wires them. */
+export async function startExample(opts: { redisUrl?: string; accessTokenTtlSeconds?: number; refreshLeewaySeconds?: number } = {}): Promise<RunningExample> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const ehr = await createMockEhr({ appLaunchUrl: `${appUrl}/launch`, accessTokenTtlSeconds: opts.accessTokenTtlSeconds })
+  const { app, close } = await createExampleApp({
+    publicUrl: appUrl,
+    sessionSecret: 'example-test-secret',
+    redisUrl: opts.redisUrl,
+    clientId: 'mock-app',
+    issuer: ehr.iss,
+    allowHttpIssuer: true,
+    refreshLeewaySeconds: opts.refreshLeewaySeconds ?? 60,
+  })
+  server.on('request', app)
+  return {
+    ehr,
+    ehrHome: new URL('/', ehr.iss).href,
+    appUrl,
+    close: async () => {
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+      await Promise.all([ehr.close(), close()])
+    },
+  }
+}

@@ -1,0 +1,55 @@
+import { join } from 'node:path'
+import express, { type Express } from 'express'
+import session, { MemoryStore, type Store } from 'express-session'
+import { RedisStore } from 'connect-redis'
+import { createClient } from 'redis'
+import { failFastStore, requireSmartContext, smartCallback, smartErrorHandler, smartLaunch, type SmartMiddlewareOptions } from 'express-smart-on-fhir'
+import { clinicalApi } from './clinical-api'
+import type { ExampleSettings } from './settings'
+
+async function sessionStore(redisUrl: string | undefined): Promise<{ store: Store; close: () => Promise<void> }> {
+  if (!redisUrl) return { store: new MemoryStore(), close: async () => undefined }
+  const client = createClient({ url: redisUrl, socket: { connectTimeout: 5000 } })
+  client.on('error', (err: Error) => console.error(`redis: ${err.message}`))
+  await client.connect()
+  return { store: new RedisStore({ client, prefix: 'example-app:' }), close: async () => void (await client.close()) }
+}
+
+/**
+ * The example clinician app: express-session (memory, or Redis with REDIS_URL), the three SMART
+ * middlewares in multi-launch mode, the page's JSON API behind requireSmartContext, and the page.
+ */
+export async function createExampleApp(settings: ExampleSettings): Promise<{ app: Express; close: () => Promise<void> }> {
+  const { store, close } = await sessionStore(settings.redisUrl)
+  const smart: SmartMiddlewareOptions = {
+    config: {
+      clientId: settings.clientId,
+      scope: 'openid fhirUser profile launch launch/patient patient/*.rs offline_access',
+      callbackUrl: `${settings.publicUrl}/callback`,
+      redirectUrl: '/',
+      knownFhirServers: [{ issuer: settings.issuer, type: 'public' }],
+    },
+    options: {
+      enableMultiLaunch: true,
+      allowNonHttpsLaunch: settings.allowHttpIssuer,
+      refreshLeewaySeconds: settings.refreshLeewaySeconds,
+    },
+  }
+
+  const app = express()
+  app.disable('x-powered-by')
+  app.use(session({
+    name: 'example.sid',
+    store: failFastStore(store, { timeoutMs: 3000 }),
+    secret: settings.sessionSecret,
+    resave: false,
+    saveUninitialized: false,
+    cookie: { httpOnly: true, sameSite: 'lax', secure: settings.publicUrl.startsWith('https:') },
+  }))
+  app.get('/launch', smartLaunch(smart))
+  app.get('/callback', smartCallback(smart))
+  app.use('/api', requireSmartContext(smart), clinicalApi())
+  app.use(express.static(join(__dirname, 'public')))
+  app.use(smartErrorHandler())
+  return { app, close }
+}
