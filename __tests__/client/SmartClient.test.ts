@@ -273,6 +273,36 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
       expect((await client(session, null).ready()).patient?.id).toBe('patient-3')
     })
 
+    it('S33 a refused refresh ends only that patient\'s launch; the others keep their lifetime', async () => {
+      const shortLived = await createMockEhr({ refreshTokenTtlSeconds: 1 })
+      try {
+        const clock = testClock()
+        const ttls: number[] = []
+        const recording: SmartStorage = {
+          ...storage,
+          get: (key) => storage.get(key),
+          delete: (key) => storage.delete(key),
+          setIfAbsent: (key, value, ttl) => storage.setIfAbsent!(key, value, ttl),
+          set: (key, value, ttl) => (key.startsWith('session:') && ttls.push(ttl ?? 0), storage.set(key, value, ttl)),
+        }
+        const options = { ...multi, now: clock.now }
+        const session = nextSession()
+        const at = (patient: string | null) => new SmartClient({ sessionId: session, activePatient: patient }, recording, config, options)
+        await completeLaunch(shortLived, { patient: 'patient-1' }, at(null))
+        await new Promise((resolve) => setTimeout(resolve, 1500))
+        await completeLaunch(ehr, { patient: 'patient-2' }, at(null))
+        clock.advance(3600 * 1000)
+        ttls.length = 0
+        await expect(at('patient-1').ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED' })
+        await expect(at('patient-1').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
+        // The record still holds patient-2, stored for the rest of its absolute lifetime, not briefly.
+        expect(Math.min(...ttls)).toBeGreaterThan(3600)
+        await expect(at('patient-2').ready()).resolves.toMatchObject({ patient: { id: 'patient-2' } })
+      } finally {
+        await shortLived.close()
+      }
+    })
+
     it('logout with an active patient forgets only that patient', async () => {
       const session = await twoPatients()
       await client(session, 'patient-1').logout()

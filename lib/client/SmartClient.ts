@@ -155,11 +155,12 @@ export class SmartClient {
 
   /** Forgets this session's SMART state (multi-launch with an active patient: that patient's) and revokes its tokens. */
   async logout(): Promise<void> {
+    const active = this.#activePatient
     const forgotten = await this.#session.update(async (current) => {
       const launches = { ...current?.launches }
-      const removed = this.#activePatient === null ? Object.values(launches) : [launches[this.#activePatient]].filter(Boolean)
-      if (this.#activePatient === null) for (const k of Object.keys(launches)) delete launches[k]
-      else delete launches[this.#activePatient]
+      const ending = active === null ? Object.keys(launches) : Object.keys(launches).filter((key) => key === active)
+      const removed = ending.map((key) => launches[key])
+      for (const key of ending) delete launches[key]
       return { record: { launches }, result: removed }
     })
     await Promise.all(forgotten.map((launch) => this.#revoke(launch)))
@@ -193,10 +194,10 @@ export class SmartClient {
   }
 
   /** The launch with fresh tokens: refreshed by us, or by whoever held the session's lock before us. */
-  #refreshLaunch(key: string, staleAccessToken: string): Promise<{ launch: LaunchRecord; tokens: TokenSet }> {
+  async #refreshLaunch(key: string, staleAccessToken: string): Promise<{ launch: LaunchRecord; tokens: TokenSet }> {
     const flight = `${this.#session.sessionId}\u0000${key}`
-    return singleFlight(this.#rt, flight, () =>
-      this.#session.update(async (current) => {
+    const outcome = await singleFlight(this.#rt, flight, () =>
+      this.#session.update<{ launch: LaunchRecord; tokens: TokenSet } | SmartError>(async (current) => {
         const launch = current?.launches[key]
         if (!current || !launch) throw new SmartError('NO_SESSION', 'The SMART launch ended while refreshing; launch again')
         const tokens = this.#session.tokensOf(launch)
@@ -212,13 +213,15 @@ export class SmartClient {
           return { record: { launches: { ...current.launches, [key]: updated } }, result: { launch: updated, tokens: refreshed } }
         } catch (err) {
           if (!(err instanceof SmartError) || err.code !== 'SESSION_EXPIRED') throw err
-          // invalid_grant ends this launch: forget it, so the next request does not try again (S33).
+          // A refused refresh (invalid_grant) ends this launch, and only this one: the next request does
+          // not try again (S33), and other patients' launches keep their lifetime.
           const { [key]: _ended, ...rest } = current.launches
-          await this.#storage.set(keys.session(this.#session.sessionId), { launches: rest }, 60).catch(() => undefined)
-          throw err
+          return { record: { launches: rest }, result: err }
         }
       }),
     )
+    if (outcome instanceof SmartError) throw outcome
+    return outcome
   }
 
   #readyClient(key: string, { launch, tokens }: { launch: LaunchRecord; tokens: TokenSet }): ReadyClient {
