@@ -6,7 +6,7 @@ import type { Fault } from './types'
  * responses are handed to `hanging` so that closing the mock EHR can end them.
  */
 export function faultInjector(current: () => Fault | undefined, hanging: Set<Response>): RequestHandler {
-  return function injectFault(req: Request, res: Response, next: NextFunction) {
+  return function injectFault(_req: Request, res: Response, next: NextFunction) {
     const fault = current()
     if (fault === undefined) return next()
     if (fault === '500') {
