@@ -47,8 +47,9 @@ describe('the published entry points', () => {
   it('the index re-exports the public API only', () => {
     const names = run('names.cjs', `console.log(Object.keys(require('express-smart-on-fhir')).sort().join(','))`)
     expect(names).toEqual([
-      'ACTIVE_PATIENT_HEADER', 'ReadyClient', 'SMART_ERROR_STATUS', 'SmartClient', 'SmartError', 'expressSessionStorage',
-      'failFastStore', 'isNotFound', 'isSmartError', 'requireSmartContext', 'smartCallback', 'smartErrorHandler', 'smartLaunch',
+      'ACTIVE_PATIENT_HEADER', 'ReadyClient', 'SMART_ERROR_STATUS', 'SMART_ISS_HEADER', 'SMART_PATIENT_HEADER', 'SmartClient', 'SmartError',
+      'expressSessionStorage', 'failFastStore', 'isNotFound', 'isSmartError', 'requireSmartContext', 'smartCallback', 'smartErrorHandler',
+      'smartLaunch', 'smartLogout',
     ])
   })
 })

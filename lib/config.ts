@@ -37,8 +37,14 @@ export type SmartClientOptions = {
   encryptionKey?: string
   /** Timeout of discovery, token and FHIR calls. Default 10000. */
   httpTimeoutMs?: number
-  /** Absolute lifetime of a completed launch in the store, in seconds. Default 28800 (8 h). */
+  /** Absolute lifetime of each completed launch, in seconds, enforced on every read. Default 28800 (8 h). */
   sessionTtlSeconds?: number
+  /**
+   * A launch not used for this many seconds ends (idle timeout, enforced server-side on every read; the last
+   * use is recorded at most once a minute, so it ends up to a minute early). Default off (`false`); the README
+   * recommends 1800 (30 min) for most clinical apps.
+   */
+  idleTimeoutSeconds?: number | false
   /** How long a discovered smart-configuration is reused, in seconds. Default 3600. */
   discoveryCacheSeconds?: number
   /** Refresh this many seconds before the access token expires. Default 60. */
@@ -64,6 +70,8 @@ export interface ResolvedConfig {
   readonly encryptionKey: Buffer | null
   readonly httpTimeoutMs: number
   readonly sessionTtlSeconds: number
+  /** null: no idle timeout. */
+  readonly idleTimeoutSeconds: number | null
   readonly discoveryCacheSeconds: number
   readonly refreshLeewaySeconds: number
   readonly fetch: typeof fetch
@@ -73,7 +81,7 @@ export interface ResolvedConfig {
 const CONFIG_KEYS = ['clientId', 'scope', 'callbackUrl', 'redirectUrl', 'allowAnyIssuer', 'knownFhirServers']
 const OPTION_KEYS = [
   'autoRefresh', 'enableMultiLaunch', 'allowNonHttpsLaunch', 'encryptionKey', 'httpTimeoutMs',
-  'sessionTtlSeconds', 'discoveryCacheSeconds', 'refreshLeewaySeconds', 'fetch', 'now',
+  'sessionTtlSeconds', 'idleTimeoutSeconds', 'discoveryCacheSeconds', 'refreshLeewaySeconds', 'fetch', 'now',
 ]
 
 /** One default fetch for every client, so caches keyed by the fetch implementation are shared. */
@@ -127,6 +135,12 @@ function requireUrl(where: string, value: unknown): string {
 function optionalPositive(where: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) fail(where, 'must be a positive number')
+  return value
+}
+
+function optionalIdleTimeout(value: unknown): number | null {
+  if (value === undefined || value === false) return null
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) fail('options.idleTimeoutSeconds', 'must be a positive number of seconds, or false')
   return value
 }
 
@@ -222,6 +236,7 @@ export function resolveConfig(config: SmartClientConfiguration, options: SmartCl
     encryptionKey: decodeKey(options.encryptionKey),
     httpTimeoutMs: optionalPositive('options.httpTimeoutMs', options.httpTimeoutMs, 10_000),
     sessionTtlSeconds: optionalPositive('options.sessionTtlSeconds', options.sessionTtlSeconds, 8 * 3600),
+    idleTimeoutSeconds: optionalIdleTimeout(options.idleTimeoutSeconds),
     discoveryCacheSeconds: optionalPositive('options.discoveryCacheSeconds', options.discoveryCacheSeconds, 3600),
     refreshLeewaySeconds: optionalPositive('options.refreshLeewaySeconds', options.refreshLeewaySeconds, 60),
     fetch: options.fetch ?? globalFetch,

@@ -28,7 +28,7 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
   it('launch → callback → ready yields the launched patient, encounter and user, and reads the Patient', async () => {
     const client = new SmartClient(nextSession(), storage, config, devOptions)
     const result = await completeLaunch(ehr, context, client)
-    expect(result).toEqual({ redirectUrl: 'http://app.test/app', patient: 'patient-1', intent: null })
+    expect(result).toEqual({ redirectUrl: 'http://app.test/app', patient: 'patient-1', intent: null, activePatient: 'patient-1' })
 
     const fhir = await client.ready()
     expect(fhir.fhirServer).toBe(ehr.iss)

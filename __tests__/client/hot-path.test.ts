@@ -28,7 +28,7 @@ describe('the hot path', () => {
     requests.length = 0
     const fhir = await new SmartClient('hot', storage, openConfig(), options).ready()
     expect(fhir.patient?.id).toBe('patient-1')
-    expect(calls).toEqual(['get session:hot'])
+    expect(calls).toEqual(['get session:{hot}'])
     expect(requests).toEqual([])
   })
 })
@@ -58,7 +58,14 @@ describe('a failing store', () => {
 
   it('S27 a broken stored session fails closed (NO_SESSION), never a guess', async () => {
     const inner = expressSessionStorage(new MemoryStore())
-    await inner.set('session:broken', { launches: { '': { iss: 42 } } })
-    await expect(new SmartClient('broken', inner, openConfig(), devOptions).ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+    for (const broken of [
+      { kind: 'session', version: 'v', launches: { x: { iss: 42 } } },
+      { kind: 'forward', to: 7 },
+      { kind: 'something-else' },
+      'not an object',
+    ]) {
+      await inner.set('session:{broken}', broken)
+      await expect(new SmartClient('broken', inner, openConfig(), devOptions).ready()).rejects.toMatchObject({ code: 'NO_SESSION', message: expect.stringContaining('unreadable') })
+    }
   })
 })

@@ -5,6 +5,7 @@ import {
   smartCallback,
   smartErrorHandler,
   smartLaunch,
+  smartLogout,
   type SmartClientConfiguration,
   type SmartClientOptions,
   type SmartStorage,
@@ -24,7 +25,7 @@ export interface TestAppOptions {
   withoutSession?: boolean
 }
 
-/** The documented setup: express-session (HttpOnly, SameSite=Lax), the three middlewares, a few API routes. */
+/** The documented setup: express-session (HttpOnly, SameSite=Lax), the SMART middlewares, a few API routes. */
 export function testApp(opts: TestAppOptions): Express {
   const mount = opts.mountAt ?? ''
   const config = openConfig({ callbackUrl: `http://app.test${mount}/callback`, redirectUrl: `${mount}/app`, ...opts.config })
@@ -48,6 +49,7 @@ export function testApp(opts: TestAppOptions): Express {
   router.get('/api/fhir', requireSmartContext(smart), async (req, res) => {
     res.json(await req.smart.request(String(req.query.path)))
   })
+  router.post('/logout', smartLogout(smart))
   if (mount) app.use(mount, router)
   else app.use(router)
   if (opts.jsonErrors) app.use(smartErrorHandler())
@@ -73,4 +75,25 @@ export function secretRecordingFetch(): { fetch: typeof fetch; secrets: Set<stri
       return response
     },
   }
+}
+
+/** The session cookie (`connect.sid=…`) a response sets, or undefined. */
+export function sessionCookie(res: { headers: Record<string, unknown> }): string | undefined {
+  const header = ([] as string[]).concat((res.headers['set-cookie'] as string[] | undefined) ?? [])
+  return header.map((cookie) => cookie.split(';')[0]).find((cookie) => cookie.startsWith('connect.sid='))
+}
+
+/** The path and query of a URL, as supertest requests it. */
+export const pathOf = (url: URL): string => `${url.pathname}${url.search}`
+
+/** A SmartStorage that records every write: key, value and the TTL asked for. */
+export function recordingStorage(inner: SmartStorage): { storage: SmartStorage; writes: Array<{ key: string; value: unknown; ttl: number | undefined }> } {
+  const writes: Array<{ key: string; value: unknown; ttl: number | undefined }> = []
+  const storage: SmartStorage = {
+    get: (key) => inner.get(key),
+    set: (key, value, ttl) => (writes.push({ key, value, ttl }), inner.set(key, value, ttl)),
+    delete: (key) => inner.delete(key),
+    setIfAbsent: (key, value, ttl) => (writes.push({ key, value, ttl }), inner.setIfAbsent!(key, value, ttl)),
+  }
+  return { storage, writes }
 }

@@ -60,12 +60,15 @@ describe.each(storeKinds())('middleware flow over %s', (_name, kind) => {
     expect(cookie).toMatch(/;\s*SameSite=Lax/i)
   })
 
-  it('single-launch: a second launch replaces the first, and X-Active-Patient is ignored', async () => {
+  it('single-launch: a second launch replaces the first; X-Active-Patient naming the first is refused (403), never answered with the second', async () => {
     const agent = request.agent(testApp({ store }))
     await launchAs(agent, ehr, { patient: 'patient-1' })
     await launchAs(agent, ehr, { patient: 'patient-2' })
     expect((await agent.get('/api/context').expect(200)).body.patient.id).toBe('patient-2')
-    expect((await agent.get('/api/context').set('X-Active-Patient', 'patient-1').expect(200)).body.patient.id).toBe('patient-2')
+    expect((await agent.get('/api/context').set('X-Active-Patient', 'patient-2').expect(200)).body.patient.id).toBe('patient-2')
+    const refused = await agent.get('/api/context').set('X-Active-Patient', 'patient-1')
+    expect(refused.status).toBe(403)
+    expect(refused.text).not.toContain('patient-2')
   })
 
   describe('multi-launch: two tabs in one browser session', () => {

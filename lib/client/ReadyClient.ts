@@ -51,6 +51,11 @@ function userOf(claims: Record<string, unknown> | null, fhirServer: string): { f
 export class ReadyClient extends FhirApi {
   /** The FHIR base URL (`iss`) the launch came from. */
   readonly fhirServer: string
+  /**
+   * The value that selects this launch as `X-Active-Patient`: the patient's id, or an opaque handle when the
+   * same id was launched from another EHR in this browser session first.
+   */
+  readonly activePatient: string
   /** The launch's patient, `{ id, reference }`, with `read()`. */
   readonly patient: FhirContextReference<'Patient'> | null
   /** The launch's encounter, `{ id, reference }`, with `read()`. */
@@ -76,6 +81,7 @@ export class ReadyClient extends FhirApi {
     const { launch } = init
     if (init.cache && typeof init.cacheScope !== 'string') throw new TypeError('ReadyClient: a cache needs a cacheScope, or sessions would share it')
     this.fhirServer = launch.iss
+    this.activePatient = launch.selector
     this.patient = contextReference(this, 'Patient', launch.patient)
     this.encounter = contextReference(this, 'Encounter', launch.encounter)
     this.user = userReference(this, userOf(launch.idTokenClaims, launch.iss))
@@ -189,6 +195,7 @@ export class ReadyClient extends FhirApi {
   toJSON(): Record<string, unknown> {
     return {
       fhirServer: this.fhirServer,
+      activePatient: this.activePatient,
       patient: this.patient,
       encounter: this.encounter,
       user: this.user,

@@ -12,17 +12,33 @@ import type { SmartConfiguration } from '../oauth/discovery'
 import { verifyIdToken } from '../oauth/id-token'
 import { launchContextFrom, tokenSetFrom } from '../oauth/token-response'
 import { singleFlight } from '../storage/lock'
-import { keys, type LaunchRecord, type TokenSet } from '../storage/records'
+import type { LaunchRecord, TokenSet } from '../storage/records'
 import type { SmartStorage } from '../storage/SmartStorage'
-import { PENDING_LAUNCH_TTL_SECONDS, consumePendingLaunch, startPendingLaunch } from './pending-launch'
+import { checkResponseIssuer, pinnedDiscovery, withActivePatient } from './callback-checks'
+import { consumePendingLaunch, dropPendingLaunch, startPendingLaunch } from './pending-launch'
 import { fhirReadCacheFor } from './fhir-cache'
+import { checkPatientId, isLive, needsTouch, newLaunchId, selectLaunch, type CompletedLaunch } from './launch-identity'
 import { ReadyClient } from './ReadyClient'
 import { runtimeFor, type Runtime } from './runtime'
-import { SessionState, selectLaunch } from './session-state'
+import { SessionState, type Resolved } from './session-state'
 
 export type CallbackQuery = { code?: string; state?: string; iss?: string; error?: string; error_description?: string }
-export type CallbackResult = { redirectUrl: string; patient: string | null; intent: string | null }
+export type CallbackResult = {
+  redirectUrl: string
+  patient: string | null
+  intent: string | null
+  /** What the page sends as `X-Active-Patient` to select this launch: the patient id, or a handle (see README). */
+  activePatient: string
+}
 export type SessionRef = { sessionId: string; activePatient: string | null }
+export interface CallbackOptions {
+  /**
+   * Called once the launch is verified and before anything is stored: regenerates the session id (session
+   * fixation, SECURITY S22) and returns the new one. The launch is stored under the new id, and the session's
+   * other launches move there with it. Without it the launch is stored under this client's session id.
+   */
+  regenerate?: () => Promise<string>
+}
 
 const MAX_PARAM_LENGTH = 4096
 
@@ -65,7 +81,8 @@ export class SmartClient {
     if (active !== null && active !== undefined && typeof active !== 'string') throw new TypeError('express-smart-on-fhir: activePatient must be a string or null')
     this.#storage = storage
     this.#session = new SessionState(storage, this.#rt.config, sessionId)
-    this.#activePatient = this.#rt.config.enableMultiLaunch && active ? active : null
+    // Single-launch mode honours it too: naming another patient than the session's is refused.
+    this.#activePatient = active || null
   }
 
   /** Checks the issuer (allow-list first, before any network call), discovers it and starts the authorization. */
@@ -96,127 +113,174 @@ export class SmartClient {
       iss,
       codeVerifier: request.codeVerifier,
       nonce: request.nonce,
-      smart: snapshot(smart),
+      smart: pinnedDiscovery(smart),
       createdAt: config.now(),
     })
     return { redirectUrl: request.url }
   }
 
-  /** Verifies state (single use), RFC 9207 `iss`, redeems the code with PKCE, verifies the id_token, stores the launch. */
-  async callback(query: CallbackQuery): Promise<CallbackResult> {
+  /**
+   * Verifies state (single use, this browser's), RFC 9207 `iss`, redeems the code with PKCE, verifies the
+   * id_token and stores the launch — under the regenerated session id when `opts.regenerate` is given.
+   */
+  async callback(query: CallbackQuery, opts: CallbackOptions = {}): Promise<CallbackResult> {
     const { config } = this.#rt
+    const owns = (owner: string) => this.#session.owns(owner)
     if (query?.error !== undefined) {
-      if (typeof query.state === 'string') await this.#storage.delete(keys.pending(query.state)).catch(() => undefined)
+      if (typeof query.state === 'string' && query.state !== '') await dropPendingLaunch(this.#storage, query.state, owns).catch(() => undefined)
       const code = String(query.error).replace(/[^\w.-]/g, '').slice(0, 64)
       throw new SmartError('AUTHORIZATION_DENIED', `The EHR did not authorize the app (${code})`)
     }
     const code = param('code', query?.code)
     const state = param('state', query?.state)
-    const pending = await consumePendingLaunch(this.#storage, state, this.#session.sessionId, config.now())
+    const pending = await consumePendingLaunch(this.#storage, state, owns, config.now())
     const as = this.#authorizationServer(pending.iss, pending.smart)
     checkResponseIssuer(pending.smart, query.iss)
     const answer = await redeemCode(as, { redirectUri: config.callbackUrl, code, state, codeVerifier: pending.codeVerifier })
     const now = config.now()
     const tokens = tokenSetFrom(answer.response, now)
     const context = launchContextFrom(answer.response, config.scope)
+    try {
+      checkPatientId(context.patient)
+    } catch (err) {
+      await this.#revoke(as, tokens)
+      throw err
+    }
     const idTokenClaims = answer.idToken
       ? await verifyIdToken(answer.idToken, { issuer: pending.smart.issuer, jwksUri: pending.smart.jwks_uri, clientId: config.clientId, nonce: pending.nonce, now: config.now, http: this.#rt.http })
       : null
-    const record: LaunchRecord = { iss: pending.iss, tokens: this.#session.sealTokens(tokens), ...context, idTokenClaims: idTokenClaims as Record<string, unknown> | null, completedAt: now }
-    const key = config.enableMultiLaunch ? (context.patient ?? '') : ''
-    await this.#session.update(async (current) => ({
-      // Single-launch: the newest completed launch replaces the session's context.
-      record: { launches: config.enableMultiLaunch ? { ...current?.launches, [key]: record } : { [key]: record } },
-      result: undefined,
-    }))
-    const redirectUrl = config.enableMultiLaunch && context.patient ? withPatient(config.redirectUrl, context.patient) : config.redirectUrl
-    return { redirectUrl, patient: context.patient, intent: context.intent }
+    const completed: CompletedLaunch = {
+      id: newLaunchId(), iss: pending.iss, tokens: this.#session.sealTokens(tokens), ...context,
+      idTokenClaims: idTokenClaims as Record<string, unknown> | null, completedAt: now, lastUsedAt: now,
+    }
+    // Nothing is stored before the session id is regenerated: a failed regeneration leaves nothing under a possibly fixated id.
+    const sessionId = opts.regenerate ? await opts.regenerate() : this.#session.sessionId
+    const launch = (await this.#session.commit(sessionId, completed, { multiLaunch: config.enableMultiLaunch, pendingCreatedAt: pending.createdAt }))!
+    // A concurrent tab's launch of the same EHR and patient was kept: this one's tokens are not needed.
+    if (launch.id !== completed.id) await this.#revoke(as, tokens)
+    const redirectUrl = config.enableMultiLaunch ? withActivePatient(config.redirectUrl, launch.selector) : config.redirectUrl
+    return { redirectUrl, patient: context.patient, intent: context.intent, activePatient: launch.selector }
   }
 
-  /** A ReadyClient for this session (multi-launch: for the active patient), refreshed first when near expiry. */
+  /** A ReadyClient for the launch this request selects, refreshed first when near expiry. */
   async ready(): Promise<ReadyClient> {
     const { config } = this.#rt
-    const { key, launch } = selectLaunch(await this.#session.read(), config.enableMultiLaunch, this.#activePatient)
-    const tokens = this.#session.tokensOf(launch)
     const now = config.now()
+    const resolved = await this.#session.resolve(now)
+    let launch = this.#select(resolved, now)
+    let tokens = this.#session.tokensOf(launch)
     const expiresAt = tokens.expiresAt ?? Infinity
-    if (config.autoRefresh && tokens.refreshToken && expiresAt - config.refreshLeewaySeconds * 1000 <= now) {
-      return this.#readyClient(key, await this.#refreshLaunch(key, tokens.accessToken))
+    if (config.autoRefresh && tokens.refreshToken && expiresAt - this.#refreshLead(tokens) <= now) {
+      return this.#readyClient(resolved.sid, await this.#refreshLaunch(resolved.sid, launch.id, tokens.accessToken))
     }
     if (expiresAt <= now) throw new SmartError('SESSION_EXPIRED', 'The SMART session has expired; launch the app again from the EHR')
-    return this.#readyClient(key, { launch, tokens })
+    if (needsTouch(launch, this.#session.lifetimes, now)) ({ launch, tokens } = await this.#touch(resolved.sid, launch))
+    return this.#readyClient(resolved.sid, { launch, tokens })
   }
 
-  /** Always refreshes (single-flight per session across processes), whatever the token's remaining lifetime. */
+  /** Always refreshes (single-flight per launch across processes), whatever the token's remaining lifetime. */
   async refresh(): Promise<ReadyClient> {
-    const { key, launch } = selectLaunch(await this.#session.read(), this.#rt.config.enableMultiLaunch, this.#activePatient)
-    return this.#readyClient(key, await this.#refreshLaunch(key, this.#session.tokensOf(launch).accessToken))
-  }
-
-  /** Forgets this session's SMART state (multi-launch with an active patient: that patient's) and revokes its tokens. */
-  async logout(): Promise<void> {
-    const active = this.#activePatient
-    const forgotten = await this.#session.update(async (current) => {
-      const launches = { ...current?.launches }
-      const ending = active === null ? Object.keys(launches) : Object.keys(launches).filter((key) => key === active)
-      const removed = ending.map((key) => launches[key])
-      for (const key of ending) delete launches[key]
-      return { record: { launches }, result: removed }
-    })
-    await Promise.all(forgotten.map((launch) => this.#revoke(launch)))
+    const now = this.#rt.config.now()
+    const resolved = await this.#session.resolve(now)
+    const launch = this.#select(resolved, now)
+    return this.#readyClient(resolved.sid, await this.#refreshLaunch(resolved.sid, launch.id, this.#session.tokensOf(launch).accessToken))
   }
 
   /**
-   * After the app regenerated the session id (session fixation defence, SECURITY S22): moves this
-   * session's completed launches to `newSessionId`, and lets launches still pending under the old id
-   * complete under the new one. The old id keeps nothing usable.
+   * Forgets SMART state and revokes its tokens: with an active patient, that launch only (refused when the
+   * session has no such launch); otherwise every launch of the session.
+   */
+  async logout(): Promise<void> {
+    const now = this.#rt.config.now()
+    const resolved = await this.#session.resolve(now)
+    if (resolved.record === null) return
+    const reachable = Object.values(resolved.record.launches).filter((launch) => resolved.held === null || resolved.held.has(launch.id))
+    const chosen = this.#activePatient === null ? reachable : reachable.filter((launch) => launch.selector === this.#activePatient)
+    if (this.#activePatient !== null && chosen.length === 0) {
+      throw new SmartError('UNKNOWN_PATIENT', 'The active patient was not launched in this session')
+    }
+    const ending = new Set(chosen.map((launch) => launch.id))
+    const forgotten = await this.#session.update(resolved.sid, async (current) => {
+      if (!current) return { result: [] as LaunchRecord[] }
+      const kept = Object.fromEntries(Object.entries(current.launches).filter(([id]) => !ending.has(id)))
+      return { record: { ...current, launches: kept }, result: Object.values(current.launches).filter((launch) => ending.has(launch.id)) }
+    })
+    await Promise.all(forgotten.map(async (launch) => this.#revoke(await this.#authorizationServerOf(launch.iss), this.#session.tokensOf(launch))))
+  }
+
+  /**
+   * After the app regenerated the session id without a callback: moves this session's launches to
+   * `newSessionId` (SECURITY S22); the old id keeps a short grace for requests already on their way.
    */
   async moveSession(newSessionId: string): Promise<void> {
     if (typeof newSessionId !== 'string' || newSessionId === '') throw new TypeError('express-smart-on-fhir: newSessionId must be a non-empty string')
-    const oldSessionId = this.#session.sessionId
-    if (newSessionId === oldSessionId) return
-    await this.#session.update(async (current) => {
-      if (current) {
-        const target = new SessionState(this.#storage, this.#rt.config, newSessionId)
-        await target.update(async (existing) => ({ record: { launches: { ...existing?.launches, ...current.launches } }, result: undefined }))
-      }
-      await this.#storage.set(keys.moved(oldSessionId), newSessionId, PENDING_LAUNCH_TTL_SECONDS)
-      return { record: null, result: undefined }
+    if (newSessionId === this.#session.sessionId) return
+    await this.#session.commit(newSessionId, null, { multiLaunch: this.#rt.config.enableMultiLaunch, pendingCreatedAt: null })
+  }
+
+  #select(resolved: Resolved, now: number): LaunchRecord {
+    const { config } = this.#rt
+    return selectLaunch(resolved.record, {
+      multiLaunch: config.enableMultiLaunch, activePatient: this.#activePatient, held: resolved.held, now, lifetimes: this.#session.lifetimes,
     })
   }
 
-  async #revoke(launch: LaunchRecord): Promise<void> {
-    const tokens = this.#session.tokensOf(launch)
-    const as = this.#authorizationServer(launch.iss, await this.#rt.discover(launch.iss).catch(() => null))
+  /**
+   * How long before expiry to refresh: `refreshLeewaySeconds`, but never more than half the token's lifetime
+   * (one-minute sandbox tokens would otherwise be refreshed on every request).
+   */
+  #refreshLead(tokens: TokenSet): number {
+    const leeway = this.#rt.config.refreshLeewaySeconds * 1000
+    if (tokens.expiresAt === null || tokens.issuedAt === undefined) return leeway
+    return Math.min(leeway, (tokens.expiresAt - tokens.issuedAt) / 2)
+  }
+
+  /** Records the launch's use (idle timeout); at most once per touch interval. */
+  async #touch(sid: string, used: LaunchRecord): Promise<{ launch: LaunchRecord; tokens: TokenSet }> {
+    const now = this.#rt.config.now()
+    const launch = await this.#session.update(sid, async (current) => {
+      const found = current?.launches[used.id]
+      if (!current || !found || !isLive(found, this.#session.lifetimes, now)) throw new SmartError('SESSION_EXPIRED', 'The SMART session has expired; launch the app again from the EHR')
+      const touched = { ...found, lastUsedAt: now }
+      return { record: { ...current, launches: { ...current.launches, [used.id]: touched } }, result: touched }
+    })
+    return { launch, tokens: this.#session.tokensOf(launch) }
+  }
+
+  async #revoke(as: AuthorizationServer | null, tokens: TokenSet): Promise<void> {
     if (!as) return
     if (tokens.refreshToken) await revokeToken(as, tokens.refreshToken, 'refresh_token')
     await revokeToken(as, tokens.accessToken, 'access_token')
   }
 
+  async #authorizationServerOf(iss: string): Promise<AuthorizationServer | null> {
+    return this.#authorizationServer(iss, await this.#rt.discover(iss).catch(() => null))
+  }
+
   /** The launch with fresh tokens: refreshed by us, or by whoever held the session's lock before us. */
-  async #refreshLaunch(key: string, staleAccessToken: string): Promise<{ launch: LaunchRecord; tokens: TokenSet }> {
-    const flight = `${this.#session.sessionId}\u0000${key}`
-    const outcome = await singleFlight(this.#rt, flight, () =>
-      this.#session.update<{ launch: LaunchRecord; tokens: TokenSet } | SmartError>(async (current) => {
-        const launch = current?.launches[key]
+  async #refreshLaunch(sid: string, launchId: string, staleAccessToken: string): Promise<{ launch: LaunchRecord; tokens: TokenSet }> {
+    const outcome = await singleFlight(this.#rt, `${sid}\u0000${launchId}`, () =>
+      this.#session.update<{ launch: LaunchRecord; tokens: TokenSet } | SmartError>(sid, async (current) => {
+        const launch = current?.launches[launchId]
         if (!current || !launch) throw new SmartError('NO_SESSION', 'The SMART launch ended while refreshing; launch again')
         const tokens = this.#session.tokensOf(launch)
         // Someone else refreshed while we waited for the lock: use their tokens (a refresh token is single use).
-        if (tokens.accessToken !== staleAccessToken) return { record: current, result: { launch, tokens } }
+        if (tokens.accessToken !== staleAccessToken) return { result: { launch, tokens } }
         if (!tokens.refreshToken) throw new SmartError('SESSION_EXPIRED', 'The SMART session has expired and cannot be refreshed; launch again')
         const as = this.#authorizationServer(launch.iss, await this.#rt.discover(launch.iss))
         try {
           const response = await redeemRefreshToken(as, tokens.refreshToken)
-          const refreshed = tokenSetFrom(response, this.#rt.config.now(), tokens)
+          const now = this.#rt.config.now()
+          const refreshed = tokenSetFrom(response, now, tokens)
           const scope = typeof response.scope === 'string' && response.scope ? response.scope : launch.scope
-          const updated: LaunchRecord = { ...launch, scope, tokens: this.#session.sealTokens(refreshed) }
-          return { record: { launches: { ...current.launches, [key]: updated } }, result: { launch: updated, tokens: refreshed } }
+          const updated: LaunchRecord = { ...launch, scope, tokens: this.#session.sealTokens(refreshed), lastUsedAt: now }
+          return { record: { ...current, launches: { ...current.launches, [launchId]: updated } }, result: { launch: updated, tokens: refreshed } }
         } catch (err) {
           if (!(err instanceof SmartError) || err.code !== 'SESSION_EXPIRED') throw err
           // A refused refresh (invalid_grant) ends this launch, and only this one: the next request does
           // not try again (S33), and other patients' launches keep their lifetime.
-          const { [key]: _ended, ...rest } = current.launches
-          return { record: { launches: rest }, result: err }
+          const { [launchId]: _ended, ...rest } = current.launches
+          return { record: { ...current, launches: rest }, result: err }
         }
       }),
     )
@@ -224,10 +288,10 @@ export class SmartClient {
     return outcome
   }
 
-  #readyClient(key: string, { launch, tokens }: { launch: LaunchRecord; tokens: TokenSet }): ReadyClient {
-    const refresh = this.#rt.config.autoRefresh ? async (stale: string) => (await this.#refreshLaunch(key, stale)).tokens.accessToken : null
-    // Cached reads are never shared between sessions or patients.
-    const cacheScope = `${this.#session.sessionId}\u0000${launch.patient ?? ''}`
+  #readyClient(sid: string, { launch, tokens }: { launch: LaunchRecord; tokens: TokenSet }): ReadyClient {
+    const refresh = this.#rt.config.autoRefresh ? async (stale: string) => (await this.#refreshLaunch(sid, launch.id, stale)).tokens.accessToken : null
+    // Cached reads are never shared between sessions or launches.
+    const cacheScope = `${sid}\u0000${launch.id}`
     return new ReadyClient({ launch, accessToken: tokens.accessToken, http: this.#rt.http, refresh, cache: fhirReadCacheFor(this.#rt), cacheScope })
   }
 
@@ -238,29 +302,4 @@ export class SmartClient {
     const { config, http } = this.#rt
     return { iss, smart, clientId: config.clientId, server: config.knownFhirServers?.get(normalizeIssuer(iss)), http, allowHttp: config.allowNonHttpsLaunch }
   }
-}
-
-/** The discovery fields a callback needs, pinned at launch time (mix-up defence: the callback talks to the same server). */
-function snapshot(smart: SmartConfiguration): SmartConfiguration {
-  const { issuer, authorization_endpoint, token_endpoint, jwks_uri, revocation_endpoint, authorization_response_iss_parameter_supported } = smart
-  return { issuer, authorization_endpoint, token_endpoint, jwks_uri, revocation_endpoint, authorization_response_iss_parameter_supported }
-}
-
-/** RFC 9207 (SECURITY S14): a returned `iss` must be the discovered issuer; required when the server says it sends one. */
-function checkResponseIssuer(smart: SmartConfiguration, iss: string | undefined): void {
-  if (iss === undefined) {
-    if (smart.authorization_response_iss_parameter_supported === true) {
-      throw new SmartError('ISSUER_MISMATCH', 'The authorization response lacks the "iss" its server promises (RFC 9207)')
-    }
-    return
-  }
-  if (typeof iss !== 'string' || (smart.issuer !== undefined && iss !== smart.issuer)) {
-    throw new SmartError('ISSUER_MISMATCH', 'The authorization response comes from another issuer than the one this launch used (RFC 9207)')
-  }
-}
-
-function withPatient(redirectUrl: string, patient: string): string {
-  const [path, hash] = redirectUrl.split('#', 2)
-  const joined = `${path}${path.includes('?') ? '&' : '?'}patient=${encodeURIComponent(patient)}`
-  return hash === undefined ? joined : `${joined}#${hash}`
 }

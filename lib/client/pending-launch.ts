@@ -5,24 +5,13 @@ import type { SmartStorage } from '../storage/SmartStorage'
 
 /** A launch must come back within this time (SECURITY S6). */
 export const PENDING_LAUNCH_TTL_SECONDS = 600
-/** How many session-id regenerations a pending launch may follow (each leaves a `moved:` pointer). */
-const MAX_MOVES = 8
+
+/** Whether a launch started under `owner` belongs to the browser session asking (same id, or moved there). */
+export type Ownership = (owner: string) => Promise<boolean>
 
 /** Keeps a launch in progress under its own state, so launches in other tabs never overwrite it (S11). */
 export function startPendingLaunch(storage: SmartStorage, state: string, launch: PendingLaunch): Promise<void> {
   return storage.set(keys.pending(state), launch, PENDING_LAUNCH_TTL_SECONDS)
-}
-
-/** Whether `owner` is `sessionId`, or became it through session-id regenerations. */
-async function belongsTo(storage: SmartStorage, owner: string, sessionId: string): Promise<boolean> {
-  let current = owner
-  for (let hop = 0; hop <= MAX_MOVES; hop++) {
-    if (current === sessionId) return true
-    const next = await storage.get(keys.moved(current))
-    if (typeof next !== 'string') return false
-    current = next
-  }
-  return false
 }
 
 /** Marks a state used: atomic across processes when the storage has `setIfAbsent`. */
@@ -41,12 +30,21 @@ const invalid = (why: string) => new SmartError('INVALID_STATE', `The launch can
  * Takes the pending launch of `state` for this session, exactly once (SECURITY S12): unknown, expired,
  * replayed or other-session states are refused before any token call.
  */
-export async function consumePendingLaunch(storage: SmartStorage, state: string, sessionId: string, now: number): Promise<PendingLaunch> {
+export async function consumePendingLaunch(storage: SmartStorage, state: string, owns: Ownership, now: number): Promise<PendingLaunch> {
   const pending = readPendingLaunch(await storage.get(keys.pending(state)))
   if (!pending) throw invalid('the state is unknown, expired or already used')
-  if (!(await belongsTo(storage, pending.sessionId, sessionId))) throw invalid('the state belongs to another session')
+  if (!(await owns(pending.sessionId))) throw invalid('the state belongs to another session')
   if (!(await claim(storage, state))) throw invalid('the state was already used')
   await storage.delete(keys.pending(state))
   if (now - pending.createdAt > PENDING_LAUNCH_TTL_SECONDS * 1000) throw invalid('the launch expired')
   return pending
+}
+
+/**
+ * The authorization server refused (`?error=`): forget the pending launch of `state`, but only when it is
+ * this session's — a state alone must not let anyone cancel another browser's launch.
+ */
+export async function dropPendingLaunch(storage: SmartStorage, state: string, owns: Ownership): Promise<void> {
+  const pending = readPendingLaunch(await storage.get(keys.pending(state)))
+  if (pending && (await owns(pending.sessionId))) await storage.delete(keys.pending(state))
 }

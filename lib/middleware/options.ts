@@ -16,8 +16,7 @@ export interface SmartMiddlewareOptions {
 
 /** What a middleware factory settles once, so requests do no validation of their own. */
 export interface MiddlewareSetup {
-  multiLaunch: boolean
-  /** A SmartClient for this request's session (and, in multi-launch mode, its active patient). */
+  /** A SmartClient for this request's session and the active patient its page named. */
   clientFor(req: Request, activePatient?: string | null): SmartClient
 }
 
@@ -30,7 +29,7 @@ export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): Mid
     if (!['config', 'options', 'storage'].includes(key)) throw new TypeError(`express-smart-on-fhir: ${name}(opts).${key} is not a known setting (config, options, storage)`)
   }
   const { config, options, storage } = opts
-  const runtime = runtimeFor(config, options)
+  runtimeFor(config, options)
   if (storage !== undefined && (typeof storage?.get !== 'function' || typeof storage.set !== 'function' || typeof storage.delete !== 'function')) {
     throw new TypeError(`express-smart-on-fhir: ${name}(opts).storage must implement SmartStorage (get, set, delete)`)
   }
@@ -42,7 +41,6 @@ export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): Mid
     return adapted
   }
   return {
-    multiLaunch: runtime.config.enableMultiLaunch,
     clientFor(req, activePatient = null) {
       // The same config and options objects every time: the client reuses the runtime validated above.
       const session = { sessionId: req.sessionID, activePatient }

@@ -1,5 +1,6 @@
 import type { Request } from 'express'
-import type { SessionData } from 'express-session'
+import type { SessionData, Store } from 'express-session'
+import { MOVE_GRACE_MS } from '../client/session-state'
 import { SmartError } from '../errors'
 
 declare module 'express-session' {
@@ -22,7 +23,37 @@ export function saveSession(req: Request): Promise<void> {
   return new Promise((resolve, reject) => req.session.save((err: unknown) => (err ? reject(storeFailure(err, 'save')) : resolve())))
 }
 
-/** A new session id for this browser (session fixation defence); the old session is destroyed. */
-export function regenerateSession(req: Request): Promise<void> {
-  return new Promise((resolve, reject) => req.session.regenerate((err: unknown) => (err ? reject(storeFailure(err, 'regenerate')) : resolve())))
+/** The session a request came with, kept while the callback regenerates it. */
+export interface PreviousSession {
+  id: string
+  session: Request['session']
+}
+
+type GeneratingStore = Store & { generate?: (req: Request) => void }
+
+/**
+ * Gives the request a new, empty session with a new id (session fixation defence, SECURITY S22) — without
+ * destroying the old one yet: other tabs' requests already sent with the old cookie must still find it.
+ * express-session defines `store.generate` on the store it was given; `regenerate()` is destroy + generate.
+ */
+export function newSessionId(req: Request): string {
+  const store = req.sessionStore as GeneratingStore
+  if (typeof store.generate !== 'function') throw new SmartError('MISCONFIGURED', 'smartCallback() needs express-session (its store has no generate())')
+  store.generate(req)
+  return req.sessionID
+}
+
+/** Puts the request's original session back (the callback failed after regenerating): nothing changes for the browser. */
+export function restoreSession(req: Request, previous: PreviousSession): void {
+  req.sessionID = previous.id
+  req.session = previous.session
+}
+
+/** The old session id lives on only for the move's grace: its data is stored again to expire then. */
+export function retireSession(req: Request, previous: PreviousSession): Promise<void> {
+  const data = JSON.parse(JSON.stringify(previous.session)) as Record<string, unknown> & { cookie: Record<string, unknown> }
+  data.cookie.expires = new Date(Date.now() + MOVE_GRACE_MS).toISOString()
+  return new Promise((resolve, reject) => {
+    req.sessionStore.set(previous.id, data as unknown as SessionData, (err: unknown) => (err ? reject(storeFailure(err, 'retire')) : resolve()))
+  })
 }

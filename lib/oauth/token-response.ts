@@ -34,6 +34,7 @@ export function tokenSetFrom(response: TokenEndpointResponse, now: number, previ
   return {
     accessToken: response.access_token,
     expiresAt: Number.isFinite(expiresIn) && expiresIn > 0 ? now + expiresIn * 1000 : null,
+    issuedAt: now,
     refreshToken: text(response.refresh_token) ?? previous?.refreshToken ?? null,
   }
 }

@@ -1,0 +1,34 @@
+import type { Request, Response } from 'express'
+import { SELECTOR } from '../client/launch-identity'
+import type { ReadyClient } from '../client/ReadyClient'
+import { SmartError } from '../errors'
+
+/** The header a page sends with the value it was launched for (`?patient=`): which launch it means. */
+export const ACTIVE_PATIENT_HEADER = 'x-active-patient'
+/** Response header: the FHIR id of the patient a response was served for. */
+export const SMART_PATIENT_HEADER = 'x-smart-patient'
+/** Response header: the FHIR server (EHR) of the launch a response was served for. */
+export const SMART_ISS_HEADER = 'x-smart-iss'
+
+/**
+ * The request's `X-Active-Patient`, or null without one. A value that cannot select any launch (not a FHIR id
+ * nor a handle, or repeated) is refused before the session is read: it never falls back to another patient.
+ */
+export function activePatientOf(req: Request): string | null {
+  const header = req.headers[ACTIVE_PATIENT_HEADER]
+  if (header === undefined || header === '') return null
+  if (typeof header !== 'string' || !SELECTOR.test(header)) {
+    throw new SmartError('UNKNOWN_PATIENT', 'The X-Active-Patient header does not name a patient launched in this session')
+  }
+  return header
+}
+
+/**
+ * Tells the page which launch answered: `X-Active-Patient` echoes the value that selects it (the page compares
+ * it with its own), with the patient's FHIR id and its EHR. None of them is a secret.
+ */
+export function announceLaunch(res: Response, smart: ReadyClient): void {
+  res.setHeader(ACTIVE_PATIENT_HEADER, smart.activePatient)
+  if (smart.patient) res.setHeader(SMART_PATIENT_HEADER, smart.patient.id)
+  res.setHeader(SMART_ISS_HEADER, smart.fhirServer)
+}

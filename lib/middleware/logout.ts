@@ -1,0 +1,26 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import { activePatientOf } from './active-patient'
+import { requireSession, setUpMiddleware, type SmartMiddlewareOptions } from './options'
+
+/**
+ * Ends SMART launches and revokes their tokens where the EHR has a revocation endpoint; answers 204.
+ * With `X-Active-Patient`, only the launch it selects (a "Close patient" action; a value naming no launch
+ * of this session is refused with 403 `UNKNOWN_PATIENT`); without it, every launch of the session.
+ * The app's own session data is left alone.
+ *
+ * @example
+ * app.post('/logout', smartLogout({ config, options }))
+ * // page: fetch('/logout', { method: 'POST', headers: { 'X-Active-Patient': sessionStorage.activePatient } })
+ */
+export function smartLogout(opts: SmartMiddlewareOptions): RequestHandler {
+  const setup = setUpMiddleware('smartLogout', opts)
+  return async function smartLogoutMiddleware(req: Request, res: Response, next: NextFunction): Promise<void> {
+    try {
+      requireSession(req, 'smartLogout')
+      await setup.clientFor(req, activePatientOf(req)).logout()
+      res.status(204).end()
+    } catch (err) {
+      next(err)
+    }
+  }
+}
