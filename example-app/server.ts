@@ -3,7 +3,9 @@ import express, { type Express } from 'express'
 import session, { MemoryStore, type Store } from 'express-session'
 import { RedisStore } from 'connect-redis'
 import { createClient } from 'redis'
-import { failFastStore, requireSmartContext, smartCallback, smartErrorHandler, smartLaunch, type SmartMiddlewareOptions } from 'express-smart-on-fhir'
+import {
+  failFastStore, requireSmartContext, smartCallback, smartErrorHandler, smartLaunch, smartLogout, type SmartMiddlewareOptions,
+} from 'express-smart-on-fhir'
 import { clinicalApi } from './clinical-api'
 import type { ExampleSettings } from './settings'
 
@@ -16,8 +18,8 @@ async function sessionStore(redisUrl: string | undefined): Promise<{ store: Stor
 }
 
 /**
- * The example clinician app: express-session (memory, or Redis with REDIS_URL), the three SMART
- * middlewares in multi-launch mode, the page's JSON API behind requireSmartContext, and the page.
+ * The example clinician app: express-session (memory, or Redis with REDIS_URL), the SMART middlewares in
+ * multi-launch mode (launch, callback, logout), the page's JSON API behind requireSmartContext, and the page.
  */
 export async function createExampleApp(settings: ExampleSettings): Promise<{ app: Express; close: () => Promise<void> }> {
   const { store, close } = await sessionStore(settings.redisUrl)
@@ -27,7 +29,7 @@ export async function createExampleApp(settings: ExampleSettings): Promise<{ app
       scope: 'openid fhirUser profile launch launch/patient patient/*.rs offline_access',
       callbackUrl: `${settings.publicUrl}/callback`,
       redirectUrl: '/',
-      knownFhirServers: [{ issuer: settings.issuer, type: 'public' }],
+      knownFhirServers: settings.issuers.map((issuer) => ({ issuer, type: 'public' as const })),
     },
     options: {
       enableMultiLaunch: true,
@@ -48,6 +50,7 @@ export async function createExampleApp(settings: ExampleSettings): Promise<{ app
   }))
   app.get('/launch', smartLaunch(smart))
   app.get('/callback', smartCallback(smart))
+  app.post('/logout', smartLogout(smart))
   app.use('/api', requireSmartContext(smart), clinicalApi())
   app.use(express.static(join(__dirname, 'public')))
   app.use(smartErrorHandler())

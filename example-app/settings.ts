@@ -8,8 +8,8 @@ export interface ExampleSettings {
   /** When set, sessions and SMART state live in Redis (connect-redis); otherwise in memory. */
   redisUrl: string | undefined
   clientId: string
-  /** The FHIR base of the EHR allowed to launch the app. */
-  issuer: string
+  /** The FHIR bases of the EHRs allowed to launch the app. */
+  issuers: string[]
   /** http:// EHRs are only acceptable for local development (the built-in mock EHR). */
   allowHttpIssuer: boolean
   /** Refresh this long before the access token expires. */
@@ -22,8 +22,8 @@ export interface ExampleSettings {
  */
 export function settingsFromEnv(env: NodeJS.ProcessEnv, defaults: Partial<ExampleSettings> = {}): ExampleSettings {
   const port = Number(env.PORT ?? 3000)
-  const issuer = env.ISS ?? defaults.issuer
-  if (!issuer) throw new Error('ISS (the EHR FHIR base URL allowed to launch the app) is not set')
+  const issuers = env.ISS ? env.ISS.split(',').map((iss) => iss.trim()).filter(Boolean) : defaults.issuers
+  if (!issuers?.length) throw new Error('ISS (the FHIR base URLs of the EHRs allowed to launch the app, comma-separated) is not set')
   let sessionSecret = env.SESSION_SECRET ?? defaults.sessionSecret
   if (!sessionSecret) {
     sessionSecret = randomBytes(32).toString('base64url')
@@ -34,7 +34,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, defaults: Partial<Exampl
     sessionSecret,
     redisUrl: env.REDIS_URL || defaults.redisUrl || undefined,
     clientId: env.CLIENT_ID ?? defaults.clientId ?? 'mock-app',
-    issuer,
+    issuers,
     allowHttpIssuer: (env.ALLOW_HTTP_ISSUER ?? String(defaults.allowHttpIssuer ?? false)) === 'true',
     refreshLeewaySeconds: Number(env.REFRESH_LEEWAY_SECONDS ?? defaults.refreshLeewaySeconds ?? 60),
   }

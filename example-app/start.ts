@@ -19,7 +19,7 @@ async function main(): Promise<void> {
     port: Number(process.env.EHR_PORT ?? 0),
     accessTokenTtlSeconds: Number(process.env.ACCESS_TOKEN_TTL ?? 3600),
   })
-  const { app, close } = await createExampleApp(settingsFromEnv(process.env, { issuer: ehr.iss, publicUrl, allowHttpIssuer: true }))
+  const { app, close } = await createExampleApp(settingsFromEnv(process.env, { issuers: [ehr.iss], publicUrl, allowHttpIssuer: true }))
   server.on('request', app)
   console.log(`Mock EHR:    ${new URL('/', ehr.iss).href}   <- open this and click "Launch"`)
   console.log(`Example app: ${publicUrl}/ (sessions in ${process.env.REDIS_URL ? 'Redis' : 'memory'})`)

@@ -87,6 +87,89 @@ describe.each(sessionKinds)('the example app in Chromium, sessions in %s', (kind
   })
 })
 
+describe.each(sessionKinds)('two EHRs launching the same patient id, sessions in %s', (_kind, url) => {
+  let example: RunningExample
+  beforeAll(async () => (example = await startExample({ redisUrl: url, twoEhrs: true })))
+  afterAll(() => example.close())
+
+  /** Which EHR and patient a tab shows. */
+  async function shownBy(tab: Page): Promise<{ patient: string | null; fhirServer: string | null }> {
+    await bannerOf(tab)
+    return { patient: await tab.getAttribute('body', 'data-patient-id'), fhirServer: await tab.getAttribute('body', 'data-fhir-server') }
+  }
+
+  it('each tab keeps its own EHR\'s patient, also after a reload', async () => {
+    const { ehr } = example
+    const other = example.otherEhr!
+    const context = await browser.newContext()
+    try {
+      const ehrPage = await context.newPage()
+      await ehrPage.goto(example.ehrHome)
+      const otherPage = await context.newPage()
+      await otherPage.goto(other.ehrHome)
+      const tabA = await launchFromEhr(context, ehrPage, 'patient-1')
+      expect(await shownBy(tabA)).toEqual({ patient: 'patient-1', fhirServer: ehr.iss })
+      const tabB = await launchFromEhr(context, otherPage, 'patient-1')
+      expect(await shownBy(tabB)).toEqual({ patient: 'patient-1', fhirServer: other.ehr.iss })
+
+      for (const [tab, target] of [[tabA, ehr], [tabB, other.ehr]] as const) {
+        const elsewhere = target === ehr ? other.ehr : ehr
+        const before = { target: target.fhirLog.length, elsewhere: elsewhere.fhirLog.length }
+        await tab.reload()
+        expect(await shownBy(tab)).toEqual({ patient: 'patient-1', fhirServer: target.iss })
+        await tab.waitForSelector('#vitals-chart svg', { state: 'visible' })
+        // The reload's FHIR reads went to this tab's EHR, none to the other.
+        expect(target.fhirLog.length).toBeGreaterThan(before.target)
+        expect(elsewhere.fhirLog.length).toBe(before.elsewhere)
+      }
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('"Close patient" ends that tab\'s launch only; the other tab keeps its patient', async () => {
+    const context = await browser.newContext()
+    try {
+      const ehrPage = await context.newPage()
+      await ehrPage.goto(example.ehrHome)
+      const tabA = await launchFromEhr(context, ehrPage, 'patient-2')
+      const tabB = await launchFromEhr(context, ehrPage, 'patient-3')
+      await bannerOf(tabA)
+      await bannerOf(tabB)
+      const revocations = example.ehr.stats.revocations
+      await tabA.click('#close-patient')
+      await tabA.waitForSelector('#relaunch[data-reason="closed"]', { state: 'visible' })
+      expect((await tabA.locator('body').innerText()).toLowerCase()).not.toContain(FAMILY['patient-2'])
+      expect(example.ehr.stats.revocations).toBeGreaterThan(revocations)
+      await tabA.reload()
+      await tabA.waitForSelector('#relaunch', { state: 'visible' })
+      await tabB.reload()
+      expect((await bannerOf(tabB)).id).toBe('patient-3')
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('an answer naming another launch than the tab\'s is never shown: the page asks for a relaunch', async () => {
+    const context = await browser.newContext()
+    try {
+      const ehrPage = await context.newPage()
+      await ehrPage.goto(example.ehrHome)
+      const tab = await launchFromEhr(context, ehrPage, 'patient-2')
+      await bannerOf(tab)
+      await tab.route('**/api/patient', async (route) => {
+        const response = await route.fetch()
+        await route.fulfill({ response, headers: { ...response.headers(), 'x-active-patient': 'patient-3' } })
+      })
+      await tab.reload()
+      await tab.waitForSelector('#relaunch', { state: 'visible' })
+      expect((await tab.locator('body').innerText()).toLowerCase()).not.toContain(FAMILY['patient-2'])
+    } finally {
+      await context.close()
+    }
+  })
+})
+
 describe('an expired access token in the browser', () => {
   let example: RunningExample
   beforeAll(async () => (example = await startExample({ accessTokenTtlSeconds: 2, refreshLeewaySeconds: 1 })))

@@ -7,22 +7,27 @@ export interface RunningExample {
   ehr: MockEhr
   /** The EHR's home page with its patient list and Launch links. */
   ehrHome: string
+  /** A second EHR (same seed patients, same ids) allowed to launch the app, when asked for. */
+  otherEhr?: { ehr: MockEhr; ehrHome: string }
   appUrl: string
   close: () => Promise<void>
 }
 
 /** The mock EHR and the example app on free ports, wired as `npm start` wires them. */
-export async function startExample(opts: { redisUrl?: string; accessTokenTtlSeconds?: number; refreshLeewaySeconds?: number } = {}): Promise<RunningExample> {
+export async function startExample(
+  opts: { redisUrl?: string; accessTokenTtlSeconds?: number; refreshLeewaySeconds?: number; twoEhrs?: boolean } = {},
+): Promise<RunningExample> {
   const server = createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   const ehr = await createMockEhr({ appLaunchUrl: `${appUrl}/launch`, accessTokenTtlSeconds: opts.accessTokenTtlSeconds })
+  const other = opts.twoEhrs ? await createMockEhr({ appLaunchUrl: `${appUrl}/launch` }) : undefined
   const { app, close } = await createExampleApp({
     publicUrl: appUrl,
     sessionSecret: 'example-test-secret',
     redisUrl: opts.redisUrl,
     clientId: 'mock-app',
-    issuer: ehr.iss,
+    issuers: [ehr.iss, ...(other ? [other.iss] : [])],
     allowHttpIssuer: true,
     refreshLeewaySeconds: opts.refreshLeewaySeconds ?? 60,
   })
@@ -30,11 +35,12 @@ export async function startExample(opts: { redisUrl?: string; accessTokenTtlSeco
   return {
     ehr,
     ehrHome: new URL('/', ehr.iss).href,
+    ...(other ? { otherEhr: { ehr: other, ehrHome: new URL('/', other.iss).href } } : {}),
     appUrl,
     close: async () => {
       server.closeAllConnections()
       await new Promise((resolve) => server.close(resolve))
-      await Promise.all([ehr.close(), close()])
+      await Promise.all([ehr.close(), other?.close(), close()])
     },
   }
 }

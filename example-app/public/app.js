@@ -6,11 +6,14 @@ import { renderVitals } from './vitals-chart.js'
 
 const STORAGE_KEY = 'activePatient'
 // These answers mean the session cannot serve this tab: only a new launch from the EHR helps.
-const RELAUNCH_CODES = ['NO_SESSION', 'SESSION_EXPIRED', 'UNKNOWN_PATIENT', 'ACTIVE_PATIENT_REQUIRED']
+const RELAUNCH_CODES = ['NO_SESSION', 'SESSION_EXPIRED', 'UNKNOWN_PATIENT', 'ACTIVE_PATIENT_REQUIRED', 'WRONG_PATIENT']
 
 // ---- active patient -------------------------------------------------------------------------
 
-/** Moves `?patient=` from the URL into this tab's sessionStorage; returns the tab's patient or null. */
+/**
+ * Moves `?patient=` from the URL into this tab's sessionStorage; returns the tab's value or null. The value
+ * selects this tab's launch: the patient id, or an opaque handle when another EHR launched the same id.
+ */
 function takeActivePatient() {
   const url = new URL(window.location.href)
   const fromUrl = url.searchParams.get('patient')
@@ -49,13 +52,28 @@ async function api(path, patient) {
     throw new ApiError(0, 'NETWORK', 'The app could not be reached. Check the connection and try again.')
   }
   const body = await response.json().catch(() => undefined)
+  // Every answer names the launch it was served for: anything but this tab's is never shown.
+  if (response.ok && response.headers.get('X-Active-Patient') !== patient) {
+    throw new ApiError(response.status, 'WRONG_PATIENT', 'The app answered for another patient than this tab\'s.')
+  }
   if (!response.ok) {
     const code = body && typeof body.code === 'string' ? body.code : 'HTTP_' + response.status
     const message = body && typeof body.message === 'string' ? body.message : 'The app answered ' + response.status + '.'
     throw new ApiError(response.status, code, message)
   }
   if (body === undefined) throw new ApiError(response.status, 'INVALID_RESPONSE', 'The app sent an answer the page cannot read.')
-  return body
+  return { body, fhirServer: response.headers.get('X-Smart-Iss') }
+}
+
+/** Ends this tab's launch at the app (its tokens are revoked) and forgets the tab's patient. */
+async function closePatient(patient) {
+  $('close-patient').disabled = true
+  try {
+    await fetch('/logout', { method: 'POST', credentials: 'same-origin', headers: { 'X-Active-Patient': patient } })
+  } finally {
+    sessionStorage.removeItem(STORAGE_KEY)
+    showRelaunch('closed')
+  }
 }
 
 // ---- page states ----------------------------------------------------------------------------
@@ -67,6 +85,8 @@ function clearPatientData() {
   for (const field of banner.querySelectorAll('[data-field]')) field.textContent = ''
   for (const id of ['practitioner', 'encounter', 'vitals-chart', 'conditions', 'medications']) $(id).replaceChildren()
   document.body.removeAttribute('data-patient-id')
+  document.body.removeAttribute('data-fhir-server')
+  $('close-patient').hidden = true
 }
 
 /** Shows exactly one of: loading, relaunch, error, content. */
@@ -75,8 +95,10 @@ function showState(state) {
   document.body.setAttribute('data-state', state)
 }
 
-function showRelaunch() {
+/** The relaunch state; `reason` 'closed' when the user closed the patient. */
+function showRelaunch(reason = 'ended') {
   clearPatientData()
+  $('relaunch').setAttribute('data-reason', reason)
   document.title = 'Launch again — Clinician view'
   showState('relaunch')
 }
@@ -169,12 +191,13 @@ async function load(patient) {
   showState('loading')
   try {
     // The context first: a session that cannot serve this tab is found with one request.
-    const context = await api('/api/context', patient)
-    if (context.patient !== patient) throw new ApiError(403, 'UNKNOWN_PATIENT', 'This tab\'s patient is not the launched one.')
-    const [record, practitioner, encounter, vitals, conditions, medications] = await Promise.all(
+    const { body: context, fhirServer } = await api('/api/context', patient)
+    const answers = await Promise.all(
       ['/api/patient', '/api/practitioner', '/api/encounter', '/api/vitals', '/api/conditions', '/api/medications']
         .map((path) => api(path, patient)))
-    if (!record || record.id !== patient) throw new ApiError(403, 'UNKNOWN_PATIENT', 'The app answered for another patient.')
+    if (answers.some((answer) => answer.fhirServer !== fhirServer)) throw new ApiError(403, 'WRONG_PATIENT', 'The app answered from another EHR.')
+    const [record, practitioner, encounter, vitals, conditions, medications] = answers.map((answer) => answer.body)
+    if (!record || record.id !== context.patient) throw new ApiError(403, 'WRONG_PATIENT', 'The app answered for another patient.')
 
     renderBanner(record, context.needPatientBanner === true)
     renderPractitioner(practitioner)
@@ -182,7 +205,10 @@ async function load(patient) {
     renderVitals(vitals)
     renderConditions(conditions)
     renderMedications(medications)
-    document.body.setAttribute('data-patient-id', patient)
+    document.body.setAttribute('data-patient-id', record.id)
+    document.body.setAttribute('data-fhir-server', fhirServer || '')
+    $('ehr').textContent = fhirServer ? 'EHR: ' + new URL(fhirServer).host : ''
+    $('close-patient').hidden = false
     document.title = bannerName(record) + ' — Clinician view'
     showState('content')
   } catch (error) {
@@ -200,6 +226,7 @@ function start() {
     return
   }
   $('retry').addEventListener('click', () => load(patient))
+  $('close-patient').addEventListener('click', () => closePatient(patient))
   load(patient)
 }
 
