@@ -69,7 +69,8 @@ export class SmartClient {
   readonly #activePatient: string | null
 
   constructor(sessionId: string, storage: SmartStorage, config: SmartClientConfiguration, options?: SmartClientOptions)
-  constructor(session: SessionRef, storage: SmartStorage, config: SmartClientConfiguration, options: SmartClientOptions & { enableMultiLaunch: true })
+  /** With the value the page sent (`X-Active-Patient`): which launch it means (multi-launch), or must be (single-launch). */
+  constructor(session: SessionRef, storage: SmartStorage, config: SmartClientConfiguration, options?: SmartClientOptions)
   constructor(session: string | SessionRef, storage: SmartStorage, config: SmartClientConfiguration, options?: SmartClientOptions) {
     this.#rt = runtimeFor(config, options)
     const sessionId = typeof session === 'string' ? session : session?.sessionId
