@@ -10,6 +10,8 @@ import {
   type SmartClientOptions,
   type SmartStorage,
 } from '../../lib'
+import request from 'supertest'
+import type { LaunchContext, MockEhr } from '../../lib/testing'
 import { openConfig } from './smart'
 
 export interface TestAppOptions {
@@ -96,4 +98,19 @@ export function recordingStorage(inner: SmartStorage): { storage: SmartStorage; 
     setIfAbsent: (key, value, ttl) => (writes.push({ key, value, ttl }), inner.setIfAbsent!(key, value, ttl)),
   }
   return { storage, writes }
+}
+
+/**
+ * A whole launch by a browser holding `cookie` (none: a new browser), as raw requests: the session cookie the
+ * browser holds afterwards. For tests that send one cookie to several app instances.
+ */
+export async function launchedCookie(app: Express, ehr: MockEhr, context: LaunchContext, cookie?: string): Promise<string> {
+  const launch = new URL(ehr.launchUrl('http://app.test/launch', context)).search
+  const started = await (cookie ? request(app).get(`/launch${launch}`).set('Cookie', cookie) : request(app).get(`/launch${launch}`))
+  if (started.status !== 302) throw new Error(`launch answered ${started.status}`)
+  const back = await ehr.authorize(started.headers.location)
+  const held = sessionCookie(started) ?? cookie
+  const called = await request(app).get(pathOf(back)).set('Cookie', held!)
+  if (called.status !== 302) throw new Error(`callback answered ${called.status}: ${called.text}`)
+  return sessionCookie(called)!
 }

@@ -20,6 +20,7 @@ import { fhirReadCacheFor } from './fhir-cache'
 import { checkPatientId, isLive, needsTouch, newLaunchId, selectLaunch, type CompletedLaunch } from './launch-identity'
 import { ReadyClient } from './ReadyClient'
 import { runtimeFor, type Runtime } from './runtime'
+import { sessionCacheFor } from './session-cache'
 import { SessionState, type Resolved } from './session-state'
 
 export type CallbackQuery = { code?: string; state?: string; iss?: string; error?: string; error_description?: string }
@@ -41,6 +42,16 @@ export interface CallbackOptions {
 }
 
 const MAX_PARAM_LENGTH = 4096
+
+type ReadyAt = (client: SmartClient, version: string | null) => Promise<{ client: ReadyClient; version: string | null }>
+let readyAtImpl: ReadyAt
+
+/**
+ * `ready()` for the middleware (not public API): `version` is what the request's express-session session
+ * carries; this process's copy of that version of the session record answers without a store read. Resolves
+ * with the record's version now, for the middleware to keep in the session (null: keep none).
+ */
+export const readyAt: ReadyAt = (client, version) => readyAtImpl(client, version)
 
 function param(name: string, value: unknown): string {
   if (typeof value !== 'string' || value === '') throw new SmartError('MISSING_PARAMETER', `The "${name}" parameter is required`)
@@ -81,7 +92,7 @@ export class SmartClient {
     const active = typeof session === 'string' ? null : session.activePatient
     if (active !== null && active !== undefined && typeof active !== 'string') throw new TypeError('express-smart-on-fhir: activePatient must be a string or null')
     this.#storage = storage
-    this.#session = new SessionState(storage, this.#rt.config, sessionId)
+    this.#session = new SessionState(storage, this.#rt.config, sessionId, sessionCacheFor(this.#rt, storage))
     // Single-launch mode honours it too: naming another patient than the session's is refused.
     this.#activePatient = active || null
   }
@@ -165,18 +176,37 @@ export class SmartClient {
 
   /** A ReadyClient for the launch this request selects, refreshed first when near expiry. */
   async ready(): Promise<ReadyClient> {
+    return (await this.#ready(null)).client
+  }
+
+  static {
+    readyAtImpl = (client, version) => client.#ready(version)
+  }
+
+  async #ready(version: string | null): Promise<{ client: ReadyClient; version: string | null }> {
     const { config } = this.#rt
     const now = config.now()
-    const resolved = await this.#session.resolve(now)
-    let launch = this.#select(resolved, now)
+    let resolved = await this.#session.resolve(now, version)
+    let launch: LaunchRecord
+    try {
+      launch = this.#select(resolved, now)
+    } catch (err) {
+      // A copy may be behind the store (a launch added by a concurrent callback): refusals come from the store only.
+      if (!resolved.fromCopy) throw err
+      resolved = await this.#session.resolve(now)
+      launch = this.#select(resolved, now)
+    }
     let tokens = this.#session.tokensOf(launch)
     const expiresAt = tokens.expiresAt ?? Infinity
     if (config.autoRefresh && tokens.refreshToken && expiresAt - this.#refreshLead(tokens) <= now) {
-      return this.#readyClient(resolved.sid, await this.#refreshLaunch(resolved.sid, launch.id, tokens.accessToken))
+      ({ launch, tokens } = await this.#refreshLaunch(resolved.sid, launch.id, tokens.accessToken))
+    } else if (expiresAt <= now) {
+      throw new SmartError('SESSION_EXPIRED', 'The SMART session has expired; launch the app again from the EHR')
+    } else if (needsTouch(launch, this.#session.lifetimes, now)) {
+      ({ launch, tokens } = await this.#touch(resolved.sid, launch))
     }
-    if (expiresAt <= now) throw new SmartError('SESSION_EXPIRED', 'The SMART session has expired; launch the app again from the EHR')
-    if (needsTouch(launch, this.#session.lifetimes, now)) ({ launch, tokens } = await this.#touch(resolved.sid, launch))
-    return this.#readyClient(resolved.sid, { launch, tokens })
+    const current = resolved.sid === this.#session.sessionId ? (this.#session.knownVersion() ?? null) : null
+    return { client: this.#readyClient(resolved.sid, { launch, tokens }), version: current }
   }
 
   /** Always refreshes (single-flight per launch across processes), whatever the token's remaining lifetime. */

@@ -9,6 +9,7 @@ import {
 import type { SmartStorage } from '../storage/SmartStorage'
 import { addLaunch, deadlineOf, liveLaunches, newVersion, type CompletedLaunch, type Lifetimes } from './launch-identity'
 import { PENDING_LAUNCH_TTL_SECONDS } from './pending-launch'
+import type { SessionCache } from './session-cache'
 
 /**
  * How long a session id the callback regenerated away from still answers requests already on their way
@@ -26,6 +27,8 @@ export interface Resolved {
   record: SessionRecord | null
   /** Set when the request came through a forward within its grace: it reaches only these launch ids. */
   held: ReadonlySet<string> | null
+  /** True when `record` is this process's copy, not a store read: refuse nothing on its word. */
+  fromCopy: boolean
 }
 
 /** What a change under the session's lock leaves: a new record, null to end the session, undefined for no write. */
@@ -43,6 +46,7 @@ export class SessionState {
     private readonly storage: SmartStorage,
     private readonly config: ResolvedConfig,
     readonly sessionId: string,
+    private readonly cache: SessionCache,
   ) {
     this.#lifetimes = lifetimesOf(config)
   }
@@ -52,23 +56,37 @@ export class SessionState {
   }
 
   async #load(sid: string): Promise<StoredSession | null> {
-    return readStoredSession(await this.storage.get(keys.session(sid)))
+    const stored = readStoredSession(await this.storage.get(keys.session(sid)))
+    if (stored?.kind === 'session') this.cache.set(sid, stored, this.config.now())
+    else this.cache.delete(sid)
+    return stored
   }
 
-  /** The launches this session id reaches now: its own, a link's, or a forward's held ones within the grace. */
-  async resolve(now: number): Promise<Resolved> {
+  /**
+   * The launches this session id reaches now: its own, a link's, or a forward's held ones within the grace.
+   * With `version` (what the request's session carries), this process's copy of that version answers without
+   * a store read.
+   */
+  async resolve(now: number, version: string | null = null): Promise<Resolved> {
+    const copy = version === null ? undefined : this.cache.get(this.sessionId, version, now)
+    if (copy) return { sid: this.sessionId, record: copy, held: null, fromCopy: true }
     let sid = this.sessionId
     let held: Set<string> | null = null
     for (let hop = 0; hop <= MAX_HOPS; hop++) {
       const stored = await this.#load(sid)
-      if (stored === null || stored.kind === 'session') return { sid, record: stored, held }
+      if (stored === null || stored.kind === 'session') return { sid, record: stored, held, fromCopy: false }
       if (stored.kind === 'forward') {
         if (now - stored.at > MOVE_GRACE_MS) break
         held = new Set(stored.held.filter((id) => held === null || held.has(id)))
       }
       sid = stored.to
     }
-    return { sid, record: null, held }
+    return { sid, record: null, held, fromCopy: false }
+  }
+
+  /** The version of this session's record as this process last read or wrote it (what the middleware keeps). */
+  knownVersion(): string | undefined {
+    return this.cache.versionOf(this.sessionId)
   }
 
   /** Where `sid` ended up, following links and forwards (of any age still stored). */
@@ -152,6 +170,7 @@ export class SessionState {
           await this.#write(newSid, moved.record)
           await this.#writeAliases(newSid, moved.aliases)
           const held = Object.keys(liveLaunches(stored, this.#lifetimes, now))
+          this.cache.delete(sid)
           await this.storage.set(keys.session(sid), { kind: 'forward', to: newSid, at: now, held }, PENDING_LAUNCH_TTL_SECONDS)
           return moved.launch
         }
@@ -194,10 +213,12 @@ export class SessionState {
     const now = this.config.now()
     const launches = liveLaunches(record, this.#lifetimes, now)
     const deadlines = Object.values(launches).map((launch) => deadlineOf(launch, this.#lifetimes))
+    this.cache.delete(sid)
     if (deadlines.length === 0) return this.storage.delete(keys.session(sid))
     const ttl = Math.ceil((Math.max(...deadlines) - now) / 1000)
     const stored: SessionRecord = { kind: 'session', version: newVersion(), launches }
     await this.storage.set(keys.session(sid), stored, ttl)
+    this.cache.set(sid, stored, now)
   }
 
   async #writeAliases(sid: string, aliases: Aliases): Promise<void> {

@@ -1,6 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { activePatientOf } from './active-patient'
 import { requireSession, setUpMiddleware, type SmartMiddlewareOptions } from './options'
+import { keepVersion } from './session'
 
 /**
  * Ends SMART launches and revokes their tokens where the EHR has a revocation endpoint; answers 204.
@@ -16,8 +17,10 @@ export function smartLogout(opts: SmartMiddlewareOptions): RequestHandler {
   const setup = setUpMiddleware('smartLogout', opts)
   return async function smartLogoutMiddleware(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
-      requireSession(req, 'smartLogout')
+      const session = requireSession(req, 'smartLogout')
       await setup.clientFor(req, activePatientOf(req)).logout()
+      // Every process reads the store on this session's next request: none answers from a copy of the ended launch.
+      keepVersion(session, null)
       res.status(204).end()
     } catch (err) {
       next(err)

@@ -1,7 +1,10 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { ReadyClient } from '../client/ReadyClient'
+import { readyAt } from '../client/SmartClient'
+import { isSmartError } from '../errors'
 import { activePatientOf, announceLaunch } from './active-patient'
 import { requireSession, setUpMiddleware, type SmartMiddlewareOptions } from './options'
+import { keepVersion, versionOf } from './session'
 
 export { ACTIVE_PATIENT_HEADER, SMART_ISS_HEADER, SMART_PATIENT_HEADER } from './active-patient'
 
@@ -30,11 +33,15 @@ export function requireSmartContext(opts: SmartMiddlewareOptions): RequestHandle
   const setup = setUpMiddleware('requireSmartContext', opts)
   return async function requireSmartContextMiddleware(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
-      requireSession(req, 'requireSmartContext')
-      req.smart = await setup.clientFor(req, activePatientOf(req)).ready()
-      announceLaunch(res, req.smart)
+      const session = requireSession(req, 'requireSmartContext')
+      const { client, version } = await readyAt(setup.clientFor(req, activePatientOf(req)), versionOf(session))
+      keepVersion(session, version)
+      req.smart = client
+      announceLaunch(res, client)
       next()
     } catch (err) {
+      // The launch may have ended (a refused refresh): no process may answer from its copy any more.
+      if (req.session && isSmartError(err, 'SESSION_EXPIRED', 'NO_SESSION')) keepVersion(req.session, null)
       next(err)
     }
   }

@@ -5,8 +5,12 @@ import { SmartError } from '../errors'
 
 declare module 'express-session' {
   interface SessionData {
-    /** Set by a SMART launch so that the session is saved (and its cookie set) with saveUninitialized: false. */
-    smartOnFhir?: { since: number }
+    /**
+     * Set by a SMART launch so that the session is saved (and its cookie set) with saveUninitialized: false.
+     * `v`: the version of the session's SMART record as last seen: a process holding that version's copy
+     * answers without reading the store (see session-cache.ts).
+     */
+    smartOnFhir?: { since: number; v?: string }
   }
 }
 
@@ -17,6 +21,21 @@ function storeFailure(err: unknown, what: string): SmartError {
 /** Marks the session as used by a SMART launch, so express-session saves it and sets its cookie. */
 export function markSession(session: Partial<SessionData>, now: number): void {
   session.smartOnFhir = { since: now }
+}
+
+/** The SMART record version the session carries, or null. */
+export function versionOf(session: Partial<SessionData>): string | null {
+  return session.smartOnFhir?.v ?? null
+}
+
+/**
+ * Keeps `version` in the session (express-session saves it at the end of the request, as it changed), or
+ * forgets it (null): after a change this request did not see the end of, every process reads the store.
+ */
+export function keepVersion(session: Partial<SessionData>, version: string | null): void {
+  if (versionOf(session) === version) return
+  const since = session.smartOnFhir?.since ?? Date.now()
+  session.smartOnFhir = version === null ? { since } : { since, v: version }
 }
 
 export function saveSession(req: Request): Promise<void> {

@@ -1,0 +1,102 @@
+// Issue 10: a protected request costs no store read beyond express-session's own look-up while the access
+// token is fresh — and every guarantee still holds across app instances: a logout or a refused refresh on one
+// instance is seen by every instance on the next request; a refresh on one is used by the others.
+import type { Express } from 'express'
+import type { Store } from 'express-session'
+import request from 'supertest'
+import { expressSessionStorage, type SmartClientOptions, type SmartStorage } from '../../lib'
+import { createMockEhr, launchAs, type MockEhr } from '../../lib/testing'
+import { launchedCookie, testApp } from '../helpers/app'
+import { testClock } from '../helpers/smart'
+import { storeKinds, storeSet } from '../helpers/stores'
+
+let ehr: MockEhr
+beforeAll(async () => (ehr = await createMockEhr()))
+afterAll(() => ehr.close())
+
+function countingReads(inner: SmartStorage): { storage: SmartStorage; reads: string[] } {
+  const reads: string[] = []
+  return {
+    reads,
+    storage: { ...inner, get: (key) => (reads.push(key), inner.get(key)), setIfAbsent: inner.setIfAbsent?.bind(inner) },
+  }
+}
+
+describe.each(storeKinds())('the hot path over %s', (_name, kind) => {
+  let store: Store
+  let newStore: () => Promise<Store>
+  let close: () => Promise<void>
+  beforeAll(async () => ({ store, newStore, close } = await kind.open()))
+  afterAll(() => close())
+
+  /** Two app instances on one backing store, each with its own SMART storage (and so its own copies). */
+  async function twoInstances(options: SmartClientOptions = {}): Promise<Array<{ app: Express; reads: string[] }>> {
+    return Promise.all([store, await newStore()].map((s) => {
+      const { storage, reads } = countingReads(expressSessionStorage(s))
+      return { app: testApp({ store: s, storage, options }), reads }
+    }))
+  }
+
+  it('requests after the first read no SMART record from the store while the token is fresh', async () => {
+    const [one] = await twoInstances()
+    const agent = request.agent(one.app)
+    await launchAs(agent, ehr, { patient: 'patient-1' })
+    await agent.get('/api/context').expect(200)
+    one.reads.length = 0
+    for (let i = 0; i < 20; i++) expect((await agent.get('/api/context').expect(200)).body.patient.id).toBe('patient-1')
+    expect(one.reads).toEqual([])
+  })
+
+  it('a logout on one instance is seen by the other on the next request', async () => {
+    const [a, b] = await twoInstances({ enableMultiLaunch: true })
+    const cookie = await launchedCookie(a.app, ehr, { patient: 'patient-2' }, await launchedCookie(a.app, ehr, { patient: 'patient-1' }))
+    const ask = (app: Express, patient: string) => request(app).get('/api/context').set('Cookie', cookie).set('X-Active-Patient', patient)
+    // Instance B serves the session twice (its copy is warm and the session carries its version).
+    for (let i = 0; i < 2; i++) await ask(b.app, 'patient-1').expect(200)
+    await request(a.app).post('/logout').set('Cookie', cookie).set('X-Active-Patient', 'patient-1').expect(204)
+    expect((await ask(b.app, 'patient-1')).status).toBe(403)
+    expect((await ask(b.app, 'patient-2').expect(200)).body.patient.id).toBe('patient-2')
+  })
+
+  it('a refused refresh on one instance is seen by the other on the next request', async () => {
+    const clock = testClock()
+    const refusing: typeof fetch = async (input, init) =>
+      String(init?.body ?? '').includes('grant_type=refresh_token') ? Response.json({ error: 'invalid_grant' }, { status: 400 }) : fetch(input, init)
+    const [a, b] = await twoInstances({ now: clock.now })
+    const cookie = await launchedCookie(a.app, ehr, { patient: 'patient-2' })
+    await request(b.app).get('/api/context').set('Cookie', cookie).expect(200)
+    await request(b.app).get('/api/context').set('Cookie', cookie).expect(200)
+    const refusingApp = testApp({ store, options: { now: clock.now, fetch: refusing } })
+    clock.advance(3600 * 1000)
+    expect((await request(refusingApp).get('/api/context').set('Cookie', cookie)).status).toBe(401)
+    expect((await request(b.app).get('/api/context').set('Cookie', cookie)).status).toBe(401)
+  })
+
+  it('a refresh through a FHIR 401 on one instance is used by the other (one refresh grant)', async () => {
+    const [a, b] = await twoInstances()
+    const cookie = await launchedCookie(a.app, ehr, { patient: 'patient-3' })
+    await request(a.app).get('/api/patient').set('Cookie', cookie).expect(200)
+    await request(b.app).get('/api/patient').set('Cookie', cookie).expect(200)
+    await request(b.app).get('/api/patient').set('Cookie', cookie).expect(200)
+    ehr.expireAccessTokens()
+    const grants = ehr.stats.refreshGrants
+    await request(a.app).get('/api/patient').set('Cookie', cookie).expect(200)
+    expect((await request(b.app).get('/api/patient').set('Cookie', cookie).expect(200)).body.id).toBe('patient-3')
+    expect(ehr.stats.refreshGrants - grants).toBe(1)
+  })
+
+  it('an app writing back an older copy of the session is bounded: no copy answers for longer than 2 s', async () => {
+    const clock = testClock()
+    const [a, b] = await twoInstances({ enableMultiLaunch: true, now: clock.now })
+    const cookie = await launchedCookie(a.app, ehr, { patient: 'patient-1' })
+    await request(a.app).get('/api/context').set('Cookie', cookie).expect(200)
+    await request(b.app).get('/api/context').set('Cookie', cookie).expect(200)
+    const sid = decodeURIComponent(cookie.split('=')[1]).slice(2).split('.')[0]
+    const before = await new Promise<unknown>((resolve, reject) => store.get(sid, (err, data) => (err ? reject(err) : resolve(data))))
+    await request(a.app).post('/logout').set('Cookie', cookie).expect(204)
+    // An app route that loaded the session before the logout saves it after: the old version is back.
+    await storeSet(store, sid, before as never)
+    clock.advance(2100)
+    expect((await request(b.app).get('/api/context').set('Cookie', cookie)).status).toBe(401)
+  })
+})
