@@ -35,9 +35,12 @@ async function configure(as: AuthorizationServer, takeIdToken: (idToken: string)
   }
   const auth = await clientAuthFor(as.server, as.smart.token_endpoint)
   const config = new oidc.Configuration(metadata, as.clientId, undefined, auth)
+  // openid-client calls with the parsed, normalised URL: `HTTPS://EHR.example:443/./token` arrives as
+  // `https://ehr.example/token`, so compare normalised forms, never the discovery document's spelling.
+  const tokenEndpoint = new URL(as.smart.token_endpoint).href
   config[oidc.customFetch] = async (url, options) => {
     const response = await boundedFetch(as.http, url, options as RequestInit)
-    if (url !== as.smart.token_endpoint || response.status !== 200) return response
+    if (new URL(url).href !== tokenEndpoint || response.status !== 200) return response
     const text = await response.text()
     let json: unknown
     try {
