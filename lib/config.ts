@@ -11,6 +11,7 @@ export type KnownFhirServer = { issuer: string; name?: string } & (
       method: 'private_key_jwt'
       /** A private JWK or a PKCS#8 PEM string. */
       privateKey: JsonWebKey | string
+      /** The `kid` of the assertion header. Default: the private JWK's `kid`; required with a PEM. */
       keyId?: string
       alg?: 'RS384' | 'ES384'
     }
@@ -160,6 +161,11 @@ function validateServer(where: string, server: unknown): KnownFhirServer {
         fail(`${where}.privateKey`, 'must be a private JWK or a PKCS#8 PEM string')
       }
       if (s.alg !== undefined && s.alg !== 'RS384' && s.alg !== 'ES384') fail(`${where}.alg`, 'must be "RS384" or "ES384"')
+      if (s.keyId !== undefined) requireString(`${where}.keyId`, s.keyId)
+      // SMART requires a `kid` in every client assertion header: from keyId, or from the private JWK.
+      else if (typeof s.privateKey === 'string' || typeof (s.privateKey as { kid?: unknown }).kid !== 'string' || (s.privateKey as { kid: string }).kid === '') {
+        fail(`${where}.keyId`, 'is required: SMART needs a "kid" in the assertion header; set keyId, or a "kid" in the private JWK')
+      }
       break
     default:
       fail(`${where}.type`, 'must be "public", "confidential-symmetric" or "confidential-asymmetric"')

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { exportJWK, generateKeyPair } from 'jose'
 import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider'
+import { rawBasicCredentialsCheck, strictAssertionCheck } from './client-auth'
 import { memoryAdapterFactory } from './memory-adapter'
 import { allSupportedScopes } from './smart-scopes'
 import type { LaunchContext, MockEhrClient, MockEhrFaults, MockEhrStats } from './types'
@@ -116,6 +117,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     conformIdTokenClaims: false,
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     enabledJWA: { clientAuthSigningAlgValues: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'ES256', 'ES384'] },
+    assertJwtClientAuthClaimsAndHeader: strictAssertionCheck(options.clients, `${options.issuer}${ROUTES.token}`),
     features: {
       devInteractions: { enabled: false },
       revocation: {
@@ -179,6 +181,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     issuedAccessTokens.add(token.jti)
   })
 
+  provider.use(rawBasicCredentialsCheck(options.clients, [ROUTES.token, ROUTES.revocation]))
   provider.use(async function smartAuthorizationServer(ctx, next) {
     // oidc-provider drops offline_access unless prompt=consent (OIDC Core 11); SMART apps do not send
     // it, and consent is approved automatically here anyway.
