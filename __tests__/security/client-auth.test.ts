@@ -14,7 +14,7 @@ function tokenRequestRecorder() {
   const assertions: string[] = []
   const basic: string[] = []
   const fetchFn: typeof fetch = async (input, init) => {
-    const body = new URLSearchParams(typeof init?.body === 'string' ? init.body : init?.body instanceof URLSearchParams ? init.body : '')
+    const body = new URLSearchParams(String(init?.body ?? ''))
     const assertion = body.get('client_assertion')
     if (assertion) assertions.push(assertion)
     const authorization = new Headers(init?.headers).get('authorization')

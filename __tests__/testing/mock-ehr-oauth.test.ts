@@ -165,3 +165,19 @@ test('revocation makes an access token unusable and is counted', async () => {
   const response = await fetch(`${ehr.iss}/Patient/patient-1`, { headers: { authorization: `Bearer ${tokens.access_token}` } })
   expect(response.status).toBe(401)
 })
+
+test('rotateRefreshTokens: false answers refreshes without a refresh token, and the first one stays usable', async () => {
+  const fixed = await createMockEhr({ rotateRefreshTokens: false })
+  try {
+    const config = await configFor(fixed)
+    const tokens = await redeem(config, await authorizeApp(fixed, config, { context: { patient: 'patient-2' } }))
+    const first = await client.refreshTokenGrant(config, tokens.refresh_token!)
+    expect(first).not.toHaveProperty('refresh_token')
+    const second = await client.refreshTokenGrant(config, tokens.refresh_token!)
+    expect(second.access_token).not.toBe(first.access_token)
+    expect(second).toMatchObject({ patient: 'patient-2' })
+    expect(fixed.stats.refreshGrants).toBe(2)
+  } finally {
+    await fixed.close()
+  }
+})

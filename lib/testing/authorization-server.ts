@@ -13,6 +13,7 @@ export interface AuthorizationServerOptions {
   clients: MockEhrClient[]
   accessTokenTtlSeconds: number
   refreshTokenTtlSeconds: number
+  rotateRefreshTokens: boolean
   practitionerId: string
   practitionerName: { given: string; family: string }
   fhirUser: string
@@ -155,7 +156,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     // SMART: online_access asks for a refresh token too, and no client has to send prompt=consent.
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }, code: { scopes: Set<string> }) =>
       client.grantTypeAllowed('refresh_token') && (code.scopes.has('offline_access') || code.scopes.has('online_access')),
-    rotateRefreshToken: () => true,
+    rotateRefreshToken: () => options.rotateRefreshTokens,
     expiresWithSession: async () => false,
     ttl: {
       AccessToken: options.accessTokenTtlSeconds,
@@ -198,6 +199,8 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     const grantType = ctx.oidc?.params?.grant_type
     if (grantType === 'authorization_code') stats.codeGrants++
     if (grantType === 'refresh_token') stats.refreshGrants++
+    // oidc-provider repeats an unrotated refresh token; EHRs that keep it usually send none.
+    if (grantType === 'refresh_token' && !options.rotateRefreshTokens) delete (ctx.body as { refresh_token?: unknown }).refresh_token
     const grantId = ctx.oidc?.entities.Grant?.jti
     const context = grantId ? grantContexts.get(grantId) : undefined
     if (context) Object.assign(ctx.body, launchContextFields(context))

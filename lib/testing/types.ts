@@ -39,6 +39,11 @@ export interface MockEhrOptions {
   accessTokenTtlSeconds?: number
   /** Default 14 days. */
   refreshTokenTtlSeconds?: number
+  /**
+   * Default true: each refresh consumes the refresh token and answers a new one. false: the refresh
+   * token stays valid and refresh answers carry none (as several EHRs do); the app keeps its own.
+   */
+  rotateRefreshTokens?: boolean
   /** The practitioner who "logs in" and approves every authorization. Default `smart-practitioner-1`. */
   practitionerId?: string
   /** `fhirUser` as `Practitioner/<id>` instead of an absolute URL on the FHIR base. */
