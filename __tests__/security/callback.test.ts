@@ -43,6 +43,42 @@ describe('callback', () => {
     await expect(client.callback(withoutIss)).rejects.toMatchObject({ code: 'ISSUER_MISMATCH' })
   })
 
+  it('S13 an error together with a code is AUTHORIZATION_DENIED, without a code exchange, and the state is spent', async () => {
+    const { client, query } = await callbackWith({})
+    const grants = ehr.stats.codeGrants
+    await expect(client.callback({ ...query, error: 'access_denied' })).rejects.toMatchObject({ code: 'AUTHORIZATION_DENIED', status: 403 })
+    expect(ehr.stats.codeGrants).toBe(grants)
+    await expect(client.callback(query)).rejects.toMatchObject({ code: 'INVALID_STATE' })
+    expect(ehr.stats.codeGrants).toBe(grants)
+  })
+
+  describe('S14 a smart-configuration without issuer (current behaviour)', () => {
+    const withoutIssuer: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init)
+      if (!String(input).endsWith('/.well-known/smart-configuration')) return response
+      const { issuer: _issuer, ...doc } = (await response.json()) as Record<string, unknown>
+      return Response.json(doc)
+    }
+    const noOpenid = openConfig({ scope: 'launch launch/patient patient/*.rs offline_access' })
+
+    it('S14 the response iss cannot be compared: any iss is accepted (without openid the launch completes)', async () => {
+      const { client, query } = await callbackWith({ fetch: withoutIssuer }, noOpenid)
+      await expect(client.callback({ ...query, iss: 'https://attacker.example' })).resolves.toMatchObject({ patient: 'patient-1' })
+    })
+
+    it('S14 a missing iss is still ISSUER_MISMATCH when the server advertises authorization_response_iss_parameter_supported', async () => {
+      const { client, query } = await callbackWith({ fetch: withoutIssuer }, noOpenid)
+      const { iss: _iss, ...withoutIss } = query
+      await expect(client.callback(withoutIss)).rejects.toMatchObject({ code: 'ISSUER_MISMATCH' })
+    })
+
+    it('S14 S19 an id_token cannot be verified without an issuer: INVALID_ID_TOKEN, nothing stored', async () => {
+      const { client, query } = await callbackWith({ fetch: withoutIssuer })
+      await expect(client.callback(query)).rejects.toMatchObject({ code: 'INVALID_ID_TOKEN' })
+      await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+    })
+  })
+
   it('MISSING_PARAMETER without code or state', async () => {
     const { client, query } = await callbackWith({})
     await expect(client.callback({ state: query.state })).rejects.toMatchObject({ code: 'MISSING_PARAMETER', status: 400 })

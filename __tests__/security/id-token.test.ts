@@ -1,8 +1,9 @@
 import { MemoryStore } from 'express-session'
 import { base64url, exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose'
-import { expressSessionStorage } from '../../lib'
+import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
 import { issuerKey, launchWithOwnIdToken, signRs256, type TestIssuerKey } from '../helpers/id-token'
+import { completeLaunch, devOptions, openConfig } from '../helpers/smart'
 
 let ehr: MockEhr
 let key: TestIssuerKey
@@ -123,5 +124,42 @@ describe('S19 id_token verification with id_tokens signed by the test', () => {
   it('S19 an aud without this client is refused', async () => {
     const { client, outcome } = await launchWith((c) => ({ ...c, aud: 'other-app' }))
     await expectRefused(outcome, client)
+  })
+})
+
+describe('S3 the issuer JWKS is fetched with the limits of every outbound call', () => {
+  async function launchOutcome(options: SmartClientOptions) {
+    const client = new SmartClient(`jwks-${++n}`, storage, openConfig(), { ...devOptions, ...options })
+    const started = Date.now()
+    const outcome = await completeLaunch(ehr, { patient: 'patient-1' }, client).catch((err: unknown) => err)
+    return { client, outcome, elapsed: Date.now() - started }
+  }
+
+  it('S3 a JWKS that never answers is INVALID_ID_TOKEN after the timeout, not a hang', async () => {
+    ehr.faults.jwks = 'hang'
+    try {
+      const { client, outcome, elapsed } = await launchOutcome({ httpTimeoutMs: 400, fetch: (input, init) => fetch(input, init) })
+      expect(outcome).toMatchObject({ code: 'INVALID_ID_TOKEN', status: 401 })
+      expect(elapsed).toBeLessThan(5000)
+      await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+    } finally {
+      delete ehr.faults.jwks
+    }
+  })
+
+  it('S3 an oversized JWKS is refused: INVALID_ID_TOKEN', async () => {
+    const padded: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init)
+      if (String(input) !== `${ehr.issuer}/jwks`) return response
+      const jwks = (await response.json()) as { keys: object[] }
+      return Response.json({ keys: [...jwks.keys, ...Array.from({ length: 400 }, (_, i) => ({ kty: 'oct', kid: `pad-${i}`, k: 'x'.repeat(1024) }))] })
+    }
+    const { outcome } = await launchOutcome({ fetch: padded })
+    expect(outcome).toMatchObject({ code: 'INVALID_ID_TOKEN' })
+  })
+
+  it('S3 the mock EHR JWKS itself is fine (control for the two above)', async () => {
+    const { outcome } = await launchOutcome({ fetch: (input, init) => fetch(input, init) })
+    expect(outcome).toMatchObject({ patient: 'patient-1' })
   })
 })
