@@ -32,10 +32,26 @@ describe('configuration is validated at construction', () => {
       { ...base, allowAnyIssuer: undefined, knownFhirServers: [{ issuer: 'https://ehr/fhir', type: 'confidential-symmetric', method: 'client_secret_basic' }] },
       /knownFhirServers\[0\]\.clientSecret/,
     ],
+    [
+      'keyId with a PEM key',
+      { ...base, allowAnyIssuer: undefined, knownFhirServers: [{ issuer: 'https://ehr/fhir', type: 'confidential-asymmetric', method: 'private_key_jwt', privateKey: '-----BEGIN PRIVATE KEY-----' }] },
+      /knownFhirServers\[0\]\.keyId/,
+    ],
+    [
+      'keyId with a JWK without kid',
+      { ...base, allowAnyIssuer: undefined, knownFhirServers: [{ issuer: 'https://ehr/fhir', type: 'confidential-asymmetric', method: 'private_key_jwt', privateKey: { kty: 'EC' } }] },
+      /knownFhirServers\[0\]\.keyId/,
+    ],
   ])('names the field: %s', (_name, config, message) => {
     const run = construct(JSON.parse(JSON.stringify(config)))
     expect(run).toThrow(TypeError)
     expect(run).toThrow(message)
+  })
+
+  it('S15 accepts a private key whose kid comes from keyId or from the JWK', () => {
+    const server = { issuer: 'https://ehr/fhir', type: 'confidential-asymmetric', method: 'private_key_jwt' }
+    expect(construct({ ...base, allowAnyIssuer: undefined, knownFhirServers: [{ ...server, privateKey: '-----BEGIN PRIVATE KEY-----', keyId: 'k1' }] })).not.toThrow()
+    expect(construct({ ...base, allowAnyIssuer: undefined, knownFhirServers: [{ ...server, privateKey: { kty: 'EC', kid: 'k1' } }] })).not.toThrow()
   })
 
   it('suggests the nearest key for a misspelt one', () => {

@@ -11,6 +11,7 @@ export type KnownFhirServer = { issuer: string; name?: string } & (
       method: 'private_key_jwt'
       /** A private JWK or a PKCS#8 PEM string. */
       privateKey: JsonWebKey | string
+      /** The `kid` of the assertion header. Default: the private JWK's `kid`; required with a PEM. */
       keyId?: string
       alg?: 'RS384' | 'ES384'
     }
@@ -33,8 +34,11 @@ export type SmartClientOptions = {
   enableMultiLaunch?: boolean
   /** Accept http:// issuers and endpoints. Local development only. Default false. */
   allowNonHttpsLaunch?: boolean
-  /** Base64 of 32 bytes: tokens are encrypted at rest (AES-256-GCM). */
-  encryptionKey?: string
+  /**
+   * Base64 of 32 bytes: tokens are encrypted at rest (AES-256-GCM). For key rotation, a non-empty array:
+   * the first key encrypts, every key decrypts (put the new key first, drop the old one later).
+   */
+  encryptionKey?: string | readonly string[]
   /** Timeout of discovery, token and FHIR calls. Default 10000. */
   httpTimeoutMs?: number
   /** Absolute lifetime of each completed launch, in seconds, enforced on every read. Default 28800 (8 h). */
@@ -67,7 +71,8 @@ export interface ResolvedConfig {
   readonly autoRefresh: boolean
   readonly enableMultiLaunch: boolean
   readonly allowNonHttpsLaunch: boolean
-  readonly encryptionKey: Buffer | null
+  /** Empty: tokens are stored as they are. Otherwise the first encrypts and all decrypt. */
+  readonly encryptionKeys: readonly Buffer[]
   readonly httpTimeoutMs: number
   readonly sessionTtlSeconds: number
   /** null: no idle timeout. */
@@ -174,6 +179,11 @@ function validateServer(where: string, server: unknown): KnownFhirServer {
         fail(`${where}.privateKey`, 'must be a private JWK or a PKCS#8 PEM string')
       }
       if (s.alg !== undefined && s.alg !== 'RS384' && s.alg !== 'ES384') fail(`${where}.alg`, 'must be "RS384" or "ES384"')
+      if (s.keyId !== undefined) requireString(`${where}.keyId`, s.keyId)
+      // SMART requires a `kid` in every client assertion header: from keyId, or from the private JWK.
+      else if (typeof s.privateKey === 'string' || typeof (s.privateKey as { kid?: unknown }).kid !== 'string' || (s.privateKey as { kid: string }).kid === '') {
+        fail(`${where}.keyId`, 'is required: SMART needs a "kid" in the assertion header; set keyId, or a "kid" in the private JWK')
+      }
       break
     default:
       fail(`${where}.type`, 'must be "public", "confidential-symmetric" or "confidential-asymmetric"')
@@ -200,14 +210,18 @@ function validateServers(config: Record<string, unknown>): ReadonlyMap<string, K
   return servers
 }
 
-function decodeKey(value: unknown): Buffer | null {
-  if (value === undefined) return null
-  const text = requireString('options.encryptionKey', value)
+function decodeKey(where: string, value: unknown): Buffer {
+  const text = requireString(where, value)
   const key = Buffer.from(text, 'base64')
-  if (key.length !== 32 || key.toString('base64') !== text.replace(/\s/g, '')) {
-    fail('options.encryptionKey', 'must be the base64 encoding of exactly 32 bytes')
-  }
+  if (key.length !== 32 || key.toString('base64') !== text.replace(/\s/g, '')) fail(where, 'must be the base64 encoding of exactly 32 bytes')
   return key
+}
+
+function decodeKeys(value: unknown): readonly Buffer[] {
+  if (value === undefined) return Object.freeze([])
+  if (!Array.isArray(value)) return Object.freeze([decodeKey('options.encryptionKey', value)])
+  if (value.length === 0) fail('options.encryptionKey', 'must be a key or a non-empty array of keys (the first encrypts, all decrypt)')
+  return Object.freeze(value.map((key, i) => decodeKey(`options.encryptionKey[${i}]`, key)))
 }
 
 /**
@@ -233,7 +247,7 @@ export function resolveConfig(config: SmartClientConfiguration, options: SmartCl
     autoRefresh: optionalBoolean('options.autoRefresh', options.autoRefresh, true),
     enableMultiLaunch: optionalBoolean('options.enableMultiLaunch', options.enableMultiLaunch, false),
     allowNonHttpsLaunch: optionalBoolean('options.allowNonHttpsLaunch', options.allowNonHttpsLaunch, false),
-    encryptionKey: decodeKey(options.encryptionKey),
+    encryptionKeys: decodeKeys(options.encryptionKey),
     httpTimeoutMs: optionalPositive('options.httpTimeoutMs', options.httpTimeoutMs, 10_000),
     sessionTtlSeconds: optionalPositive('options.sessionTtlSeconds', options.sessionTtlSeconds, 8 * 3600),
     idleTimeoutSeconds: optionalIdleTimeout(options.idleTimeoutSeconds),

@@ -33,11 +33,62 @@ export interface SmartErrorDetails {
   operationOutcome?: unknown
 }
 
+// What may be copied from another library's error: identifiers, never free text.
+const NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/
+const CODE = /^[A-Za-z][A-Za-z0-9_]{0,63}$/
+/** RFC 6749 §5.2 error codes (and the common extensions) are lower-case words joined by underscores. */
+const OAUTH_ERROR = /^[a-z][a-z0-9_]{0,63}$/
+const MAX_CAUSE_DEPTH = 4
+
+const identifier = (value: unknown, pattern: RegExp): string | undefined => (typeof value === 'string' && pattern.test(value) ? value : undefined)
+
+/** An OAuth `error` code when `value` looks like one, for messages and sanitized causes. */
+export function oauthErrorCode(value: unknown): string | undefined {
+  return identifier(value, OAUTH_ERROR)
+}
+
+/**
+ * What is kept of another library's error: its name, `code`, OAuth `error`, HTTP `status` and stack
+ * frames, for each error of its cause chain — never its message, response body, request, claims or any
+ * other field, which may echo tokens, codes or the session's data.
+ */
+export class SanitizedCause extends Error {
+  readonly code?: string
+  readonly error?: string
+  readonly status?: number
+
+  constructor(source: unknown, depth = 0) {
+    const fields = (typeof source === 'object' && source !== null ? source : {}) as Record<string, unknown>
+    const code = identifier(fields.code, CODE)
+    const error = oauthErrorCode(fields.error)
+    const status = Number.isInteger(fields.status) && (fields.status as number) >= 100 && (fields.status as number) <= 599 ? (fields.status as number) : undefined
+    const inner = fields.cause instanceof Error && depth < MAX_CAUSE_DEPTH ? sanitizeCause(fields.cause, depth + 1) : undefined
+    const summary = [code, error, status === undefined ? undefined : `HTTP ${status}`].filter(Boolean).join(', ')
+    super(summary || 'details withheld', inner === undefined ? undefined : { cause: inner })
+    this.name = identifier(fields.name, NAME) ?? 'Error'
+    if (code !== undefined) this.code = code
+    if (error !== undefined) this.error = error
+    if (status !== undefined) this.status = status
+    const frames = typeof fields.stack === 'string' ? fields.stack.split('\n').filter((line) => /^\s+at /.test(line)) : []
+    this.stack = [`${this.name}: ${this.message}`, ...frames].join('\n')
+  }
+}
+
+/**
+ * The cause a SmartError may keep: our own SmartError as it is, anything else as a `SanitizedCause`.
+ * Every `SmartError` applies it to its `cause`; use it too where another error type wraps a third-party one.
+ */
+export function sanitizeCause(cause: unknown, depth = 0): Error {
+  return cause instanceof SmartError || cause instanceof SanitizedCause ? cause : new SanitizedCause(cause, depth)
+}
+
 /**
  * The library's only error type.
  *
  * `expose` is true for client errors (4xx): their message is safe and useful to show the user.
- * Messages never contain a token, an authorization code, a code_verifier or a client secret.
+ * Messages never contain a token, an authorization code, a code_verifier or a client secret, and a
+ * `cause` from another library is kept only as a {@link SanitizedCause} (its name, code, OAuth error and
+ * HTTP status): third-party errors carry response bodies, requests and claims.
  *
  * @example
  * app.use((err, req, res, next) => {
@@ -53,7 +104,7 @@ export class SmartError extends Error {
   readonly operationOutcome?: unknown
 
   constructor(code: SmartErrorCode, message: string, details: SmartErrorDetails = {}) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause })
+    super(message, details.cause === undefined ? undefined : { cause: sanitizeCause(details.cause) })
     this.name = 'SmartError'
     this.code = code
     this.status = details.status ?? SMART_ERROR_STATUS[code]

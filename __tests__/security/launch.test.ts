@@ -49,6 +49,15 @@ describe('launch and discovery', () => {
     await expect(client.launch({ iss: 'https://ehr.example/fhir', launch: 'x' })).rejects.toMatchObject({ code: 'DISCOVERY_FAILED', status: 502 })
   })
 
+  it.each(['jwks_uri', 'revocation_endpoint'])('S2 an http %s in the discovery document of an https issuer is refused unless allowNonHttpsLaunch', async (field) => {
+    const doc = { authorization_endpoint: 'https://ehr.example/authorize', token_endpoint: 'https://ehr.example/token', [field]: `http://ehr.example/${field}` }
+    const fake: typeof fetch = async () => Response.json(doc)
+    const strict = new SmartClient('s2c', storage, openConfig(), { fetch: fake })
+    await expect(strict.launch({ iss: 'https://ehr.example/fhir', launch: 'x' })).rejects.toMatchObject({ code: 'DISCOVERY_FAILED', status: 502 })
+    const lenient = new SmartClient('s2d', storage, openConfig(), { fetch: async () => Response.json(doc), allowNonHttpsLaunch: true })
+    await expect(lenient.launch({ iss: 'https://ehr.example/fhir', launch: 'x' })).resolves.toHaveProperty('redirectUrl')
+  })
+
   it('S5 a missing iss or launch is MISSING_PARAMETER', async () => {
     const client = new SmartClient('s5', storage, openConfig(), freshOptions())
     await expect(client.launch({ iss: ehr.iss } as never)).rejects.toMatchObject({ code: 'MISSING_PARAMETER', status: 400 })
@@ -89,6 +98,10 @@ describe('S3 S4 discovery documents from misbehaving servers', () => {
 
   it('S3 a document without token_endpoint is refused', async () => {
     expect(await launchAgainst((_req, res) => json(res, 200, { authorization_endpoint: 'http://127.0.0.1/authorize' }))).toMatchObject({ code: 'DISCOVERY_FAILED' })
+  })
+
+  it('S3 a document without authorization_endpoint is refused', async () => {
+    expect(await launchAgainst((req, res) => json(res, 200, { token_endpoint: `http://${req.headers.host}/token` }))).toMatchObject({ code: 'DISCOVERY_FAILED' })
   })
 
   it('S3 optional fields may be absent', async () => {

@@ -1,4 +1,3 @@
-import { exportJWK, generateKeyPair } from 'jose'
 import * as client from 'openid-client'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
 import { PATIENT_SCOPE, REDIRECT_URI, authorizeApp, configFor, launch, redeem } from './flow'
@@ -167,58 +166,18 @@ test('revocation makes an access token unusable and is counted', async () => {
   expect(response.status).toBe(401)
 })
 
-describe('confidential clients', () => {
-  let confidential: MockEhr
-  let rsKey: CryptoKey
-  let ecKey: CryptoKey
-  beforeAll(async () => {
-    const rs = await generateKeyPair('RS384')
-    const ec = await generateKeyPair('ES384')
-    rsKey = rs.privateKey
-    ecKey = ec.privateKey
-    confidential = await createMockEhr({
-      clients: [
-        { clientId: 'basic-app', type: 'confidential-symmetric', clientSecret: 'basic-secret-0123456789', method: 'client_secret_basic' },
-        { clientId: 'post-app', type: 'confidential-symmetric', clientSecret: 'post-secret-0123456789', method: 'client_secret_post' },
-        { clientId: 'rs-app', type: 'confidential-asymmetric', jwks: { keys: [{ ...await exportJWK(rs.publicKey), alg: 'RS384' }] }, alg: 'RS384' },
-        { clientId: 'ec-app', type: 'confidential-asymmetric', jwks: { keys: [{ ...await exportJWK(ec.publicKey), alg: 'ES384' }] } },
-        { clientId: 'fixed-app', type: 'public', redirectUris: ['http://127.0.0.1:9/fixed'] },
-      ],
-    })
-  })
-  afterAll(() => confidential.close())
-
-  async function codeFlow(clientId: string, auth: client.ClientAuth) {
-    const config = await configFor(confidential, clientId, undefined, auth)
-    return redeem(config, await authorizeApp(confidential, config))
+test('rotateRefreshTokens: false answers refreshes without a refresh token, and the first one stays usable', async () => {
+  const fixed = await createMockEhr({ rotateRefreshTokens: false })
+  try {
+    const config = await configFor(fixed)
+    const tokens = await redeem(config, await authorizeApp(fixed, config, { context: { patient: 'patient-2' } }))
+    const first = await client.refreshTokenGrant(config, tokens.refresh_token!)
+    expect(first).not.toHaveProperty('refresh_token')
+    const second = await client.refreshTokenGrant(config, tokens.refresh_token!)
+    expect(second.access_token).not.toBe(first.access_token)
+    expect(second).toMatchObject({ patient: 'patient-2' })
+    expect(fixed.stats.refreshGrants).toBe(2)
+  } finally {
+    await fixed.close()
   }
-
-  test('client_secret_basic redeems a code; a wrong secret is refused', async () => {
-    expect((await codeFlow('basic-app', client.ClientSecretBasic('basic-secret-0123456789'))).patient).toBe('patient-1')
-    await expect(codeFlow('basic-app', client.ClientSecretBasic('wrong'))).rejects.toMatchObject({ status: 401 })
-  })
-
-  test('client_secret_post redeems a code', async () => {
-    expect((await codeFlow('post-app', client.ClientSecretPost('post-secret-0123456789'))).access_token).toBeTruthy()
-  })
-
-  test('private_key_jwt (RS384) redeems a code with the token endpoint URL as assertion aud', async () => {
-    const tokenEndpoint = `${confidential.issuer}/token`
-    const auth = client.PrivateKeyJwt(rsKey, {
-      [client.modifyAssertion]: (_header, payload) => {
-        payload.aud = tokenEndpoint
-      },
-    })
-    expect((await codeFlow('rs-app', auth)).patient).toBe('patient-1')
-  })
-
-  test('private_key_jwt (ES384) redeems a code; a key of another client is refused', async () => {
-    expect((await codeFlow('ec-app', client.PrivateKeyJwt(ecKey))).access_token).toBeTruthy()
-    await expect(codeFlow('ec-app', client.PrivateKeyJwt(rsKey))).rejects.toMatchObject({ status: 401 })
-  })
-
-  test('registered redirect URIs are matched exactly', async () => {
-    const config = await configFor(confidential, 'fixed-app')
-    await expect(authorizeApp(confidential, config)).rejects.toThrow(/redirect_uri/)
-  })
 })

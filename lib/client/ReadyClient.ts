@@ -23,6 +23,10 @@ export interface ReadyClientInit {
 }
 
 const MAX_FHIR_RESPONSE_BYTES = 50 * 1024 * 1024
+/** What the URL parser strips from the start of its input (C0 controls and space). */
+const LEADING_C0_OR_SPACE = /^[\u0000-\u0020]+/
+/** One slash (the parser reads `\` as `/`) not followed by another: a path, not `//host`. Tabs and newlines vanish in parsing. */
+const PATH_ABSOLUTE = /^[/\\](?![/\\\t\n\r])/
 
 /** `fhirUser` may be relative (`Practitioner/123`); it resolves against the FHIR base (SECURITY S20). */
 function userOf(claims: Record<string, unknown> | null, fhirServer: string): { fhirUser: string; resourceType: string; id: string } | null {
@@ -99,21 +103,25 @@ export class ReadyClient extends FhirApi {
     this.#cache = init.cache && typeof init.cacheScope === 'string' ? { store: init.cache, scope: init.cacheScope } : null
   }
 
-  /** Resolves a path against the FHIR base; an absolute URL must be on the FHIR server's origin (S20). */
+  /**
+   * Resolves a path against the FHIR base, then checks the origin of the URL that will be requested
+   * (S20). Every input goes through the same WHATWG parser the request will use, because that parser
+   * strips leading spaces and control characters, drops tabs and newlines, and reads `\` as `/`: an
+   * input that does not look absolute may still name another host. The check is on the result, never on
+   * how the input is spelt.
+   */
   #resolve(pathOrUrl: string): URL {
-    if (/^[a-z][a-z0-9+.-]*:/i.test(pathOrUrl) || pathOrUrl.startsWith('//')) {
-      let url: URL
-      try {
-        url = new URL(pathOrUrl)
-      } catch {
-        throw new SmartError('FORBIDDEN_URL', 'The FHIR request URL is not a valid URL')
-      }
-      if (url.origin !== this.#origin) {
-        throw new SmartError('FORBIDDEN_URL', `Refusing to send the access token to ${url.origin}: not the FHIR server's origin`)
-      }
-      return url
+    if (typeof pathOrUrl !== 'string') throw new TypeError(`request: pathOrUrl must be a string, got ${typeof pathOrUrl}`)
+    // A path with one leading slash means "under the FHIR base", not "from the server root".
+    const input = pathOrUrl.replace(LEADING_C0_OR_SPACE, '').replace(PATH_ABSOLUTE, '')
+    const url = URL.parse(input, this.#base)
+    if (url === null) throw new SmartError('FORBIDDEN_URL', 'The FHIR request URL is not a valid URL')
+    if (url.origin !== this.#origin) {
+      throw new SmartError('FORBIDDEN_URL', `Refusing to send the access token to ${url.origin}: not the FHIR server's origin`)
     }
-    return new URL(pathOrUrl.replace(/^\/+/, ''), this.#base)
+    // Credentials in the URL would travel beside the bearer token; fetch refuses them anyway.
+    if (url.username !== '' || url.password !== '') throw new SmartError('FORBIDDEN_URL', 'Refusing a FHIR request URL with credentials in it')
+    return url
   }
 
   async #send(url: URL, init: FhirRequestInit, accessToken: string): Promise<Response> {

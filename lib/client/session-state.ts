@@ -108,14 +108,14 @@ export class SessionState {
   tokensOf(launch: LaunchRecord): TokenSet {
     const { tokens } = launch
     if ('sealed' in tokens) {
-      if (!this.config.encryptionKey) throw new SmartError('SESSION_EXPIRED', 'Stored tokens are encrypted but no encryptionKey is set; launch again')
-      return unseal(this.config.encryptionKey, tokens.sealed) as TokenSet
+      if (this.config.encryptionKeys.length === 0) throw new SmartError('SESSION_EXPIRED', 'Stored tokens are encrypted but no encryptionKey is set; launch again')
+      return unseal(this.config.encryptionKeys, tokens.sealed, `session:${this.sessionId}`) as TokenSet
     }
     return tokens
   }
 
   sealTokens(tokens: TokenSet): LaunchRecord['tokens'] {
-    return this.config.encryptionKey ? { sealed: seal(this.config.encryptionKey, tokens) } : tokens
+    return this.config.encryptionKeys.length > 0 ? { sealed: seal(this.config.encryptionKeys, tokens, `session:${this.sessionId}`) } : tokens
   }
 
   #lock<T>(sid: string, work: () => Promise<T>): Promise<T> {

@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client'
 import type { KnownFhirServer } from '../config'
-import { SmartError } from '../errors'
+import { oauthErrorCode, SmartError } from '../errors'
 import type { SmartConfiguration } from './discovery'
 import { clientAuthFor } from './client-auth'
 import { boundedFetch, HttpFailure, type HttpLimits } from './http'
@@ -35,9 +35,12 @@ async function configure(as: AuthorizationServer, takeIdToken: (idToken: string)
   }
   const auth = await clientAuthFor(as.server, as.smart.token_endpoint)
   const config = new oidc.Configuration(metadata, as.clientId, undefined, auth)
+  // openid-client calls with the parsed, normalised URL: `HTTPS://EHR.example:443/./token` arrives as
+  // `https://ehr.example/token`, so compare normalised forms, never the discovery document's spelling.
+  const tokenEndpoint = new URL(as.smart.token_endpoint).href
   config[oidc.customFetch] = async (url, options) => {
     const response = await boundedFetch(as.http, url, options as RequestInit)
-    if (url !== as.smart.token_endpoint || response.status !== 200) return response
+    if (new URL(url).href !== tokenEndpoint || response.status !== 200) return response
     const text = await response.text()
     let json: unknown
     try {
@@ -86,16 +89,24 @@ export async function buildAuthorizationRequest(
   return { url: oidc.buildAuthorizationUrl(config, query).href, state, codeVerifier, nonce }
 }
 
+/** The OAuth `error` of a refusal: in the JSON body, or in a 401's WWW-Authenticate challenge. */
+function refusalCode(err: oidc.ResponseBodyError | oidc.WWWAuthenticateChallengeError): string {
+  const challenged = err instanceof oidc.WWWAuthenticateChallengeError ? err.cause[0]?.parameters.error : undefined
+  return oauthErrorCode(err instanceof oidc.ResponseBodyError ? err.error : challenged) ?? `HTTP ${err.status}`
+}
+
+/** Our SmartError for a failed grant; what it keeps of openid-client's error is sanitized (no body). */
 function tokenFailure(err: unknown, step: 'code' | 'refresh'): SmartError {
   if (err instanceof SmartError) return err
-  let cause: unknown = err
-  while (cause instanceof Error && !(cause instanceof HttpFailure) && cause.cause !== undefined) cause = cause.cause
-  if (err instanceof oidc.ResponseBodyError) {
+  if (err instanceof oidc.ResponseBodyError || err instanceof oidc.WWWAuthenticateChallengeError) {
+    const code = refusalCode(err)
     // The server refused the grant: a refused refresh ends the SMART session (SECURITY S33).
-    if (step === 'refresh') return new SmartError('SESSION_EXPIRED', `The EHR refused to refresh the session (${err.error}); launch again`, { cause: err })
-    return new SmartError('TOKEN_EXCHANGE_FAILED', `The EHR refused the authorization code (${err.error})`, { cause: err, status: 400 })
+    if (step === 'refresh') return new SmartError('SESSION_EXPIRED', `The EHR refused to refresh the session (${code}); launch again`, { cause: err })
+    return new SmartError('TOKEN_EXCHANGE_FAILED', `The EHR refused the authorization code (${code})`, { cause: err, status: 400 })
   }
-  const why = cause instanceof HttpFailure ? cause.message : 'the answer was malformed'
+  let transport: unknown = err
+  while (transport instanceof Error && !(transport instanceof HttpFailure) && transport.cause !== undefined) transport = transport.cause
+  const why = transport instanceof HttpFailure ? transport.message : 'the answer was malformed'
   return new SmartError('TOKEN_EXCHANGE_FAILED', `The EHR's token endpoint failed: ${why}`, { cause: err })
 }
 

@@ -1,14 +1,19 @@
 /** Outbound HTTP with the limits every call to an EHR needs: a timeout, no redirects, a size cap. */
 
+import { sanitizeCause } from '../errors'
+
 export interface HttpLimits {
   fetch: typeof fetch
   timeoutMs: number
 }
 
-/** Thrown for transport-level failures; callers turn it into the SmartError of their step. */
+/**
+ * Thrown for transport-level failures; callers turn it into the SmartError of their step. Its cause is
+ * sanitized: a fetch implementation's error may carry the request, bearer token included.
+ */
 export class HttpFailure extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options)
+    super(message, options?.cause === undefined ? undefined : { cause: sanitizeCause(options.cause) })
     this.name = 'HttpFailure'
   }
 }

@@ -26,7 +26,6 @@ function keySetFor(jwksUri: string, http: HttpLimits): KeySet {
   if (!sets) keySetsByFetch.set(http.fetch, (sets = new Map()))
   let set = sets.get(jwksUri)
   if (!set) {
-      if (sets.size >= 1000) sets.delete(sets.keys().next().value as string)
     if (sets.size >= 1000) sets.delete(sets.keys().next().value as string)
     set = createRemoteJWKSet(new URL(jwksUri), {
       timeoutDuration: http.timeoutMs,
@@ -65,9 +64,10 @@ export async function verifyIdToken(idToken: string, expected: IdTokenExpectatio
     const code = (err as { code?: string }).code ?? ''
     throw invalid(code ? code.replace(/^ERR_/, '').toLowerCase().replace(/_/g, ' ') : 'verification failed', err)
   }
-  if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload.azp !== undefined && payload.azp !== expected.clientId) {
-    throw invalid('azp is not this client')
-  }
+  // OpenID Connect Core 3.1.3.7: with several audiences the token must name its authorized party, and
+  // an azp, whenever present, must be this client (a token issued to another client is not ours).
+  if (payload.azp !== undefined && payload.azp !== expected.clientId) throw invalid('azp is not this client')
+  if (Array.isArray(payload.aud) && payload.aud.length > 1 && payload.azp === undefined) throw invalid('several audiences and no azp')
   if (expected.nonce !== null && payload.nonce !== expected.nonce) throw invalid('nonce does not match this launch')
   return payload
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { exportJWK, generateKeyPair } from 'jose'
 import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider'
+import { rawBasicCredentialsCheck, strictAssertionCheck } from './client-auth'
 import { memoryAdapterFactory } from './memory-adapter'
 import { allSupportedScopes } from './smart-scopes'
 import type { LaunchContext, MockEhrClient, MockEhrFaults, MockEhrStats } from './types'
@@ -12,6 +13,7 @@ export interface AuthorizationServerOptions {
   clients: MockEhrClient[]
   accessTokenTtlSeconds: number
   refreshTokenTtlSeconds: number
+  rotateRefreshTokens: boolean
   practitionerId: string
   practitionerName: { given: string; family: string }
   fhirUser: string
@@ -116,6 +118,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     conformIdTokenClaims: false,
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     enabledJWA: { clientAuthSigningAlgValues: ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'ES256', 'ES384'] },
+    assertJwtClientAuthClaimsAndHeader: strictAssertionCheck(options.clients, `${options.issuer}${ROUTES.token}`),
     features: {
       devInteractions: { enabled: false },
       revocation: {
@@ -153,7 +156,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     // SMART: online_access asks for a refresh token too, and no client has to send prompt=consent.
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }, code: { scopes: Set<string> }) =>
       client.grantTypeAllowed('refresh_token') && (code.scopes.has('offline_access') || code.scopes.has('online_access')),
-    rotateRefreshToken: () => true,
+    rotateRefreshToken: () => options.rotateRefreshTokens,
     expiresWithSession: async () => false,
     ttl: {
       AccessToken: options.accessTokenTtlSeconds,
@@ -179,6 +182,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     issuedAccessTokens.add(token.jti)
   })
 
+  provider.use(rawBasicCredentialsCheck(options.clients, [ROUTES.token, ROUTES.revocation]))
   provider.use(async function smartAuthorizationServer(ctx, next) {
     // oidc-provider drops offline_access unless prompt=consent (OIDC Core 11); SMART apps do not send
     // it, and consent is approved automatically here anyway.
@@ -195,6 +199,8 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     const grantType = ctx.oidc?.params?.grant_type
     if (grantType === 'authorization_code') stats.codeGrants++
     if (grantType === 'refresh_token') stats.refreshGrants++
+    // oidc-provider repeats an unrotated refresh token; EHRs that keep it usually send none.
+    if (grantType === 'refresh_token' && !options.rotateRefreshTokens) delete (ctx.body as { refresh_token?: unknown }).refresh_token
     const grantId = ctx.oidc?.entities.Grant?.jti
     const context = grantId ? grantContexts.get(grantId) : undefined
     if (context) Object.assign(ctx.body, launchContextFields(context))

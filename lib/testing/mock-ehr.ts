@@ -53,6 +53,8 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
 export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockEhr> {
   const accessTokenTtlSeconds = positiveInteger('accessTokenTtlSeconds', options.accessTokenTtlSeconds, 3600)
   const refreshTokenTtlSeconds = positiveInteger('refreshTokenTtlSeconds', options.refreshTokenTtlSeconds, DEFAULT_REFRESH_TOKEN_TTL)
+  const rotateRefreshTokens = options.rotateRefreshTokens ?? true
+  if (typeof rotateRefreshTokens !== 'boolean') throw new TypeError('createMockEhr: rotateRefreshTokens must be true or false')
   const practitionerId = options.practitionerId ?? DEFAULT_PRACTITIONER_ID
   const clients = options.clients ?? DEFAULT_CLIENTS
   if (clients.length === 0) throw new TypeError('createMockEhr: clients must not be empty')
@@ -78,6 +80,7 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
     clients,
     accessTokenTtlSeconds,
     refreshTokenTtlSeconds,
+    rotateRefreshTokens,
     practitionerId,
     practitionerName: PRACTITIONER_NAME,
     fhirUser: options.fhirUserRelative ? `Practitioner/${practitionerId}` : `${fhirBase}/Practitioner/${practitionerId}`,

@@ -9,6 +9,8 @@ declare module 'oidc-provider' {
     method: string
     path: string
     query: Record<string, string | string[] | undefined>
+    get(header: string): string
+    set(header: string, value: string): void
     oidc?: {
       route: string
       params?: Record<string, unknown>
@@ -63,6 +65,7 @@ declare module 'oidc-provider' {
 
   export const errors: {
     InvalidRequest: new (description: string) => Error
+    InvalidClientAuth: new (detail: string) => Error
   }
 
   export default Provider

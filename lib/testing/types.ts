@@ -14,8 +14,22 @@ export interface LaunchContext {
 /** A client registered at the mock authorization server. Without `redirectUris` any http(s) redirect_uri is accepted. */
 export type MockEhrClient = { clientId: string; redirectUris?: string[] } & (
   | { type: 'public' }
-  | { type: 'confidential-symmetric'; clientSecret: string; method: 'client_secret_basic' | 'client_secret_post' }
-  | { type: 'confidential-asymmetric'; jwks: { keys: JsonWebKey[] }; alg?: 'RS384' | 'ES384' }
+  | {
+      type: 'confidential-symmetric'
+      clientSecret: string
+      method: 'client_secret_basic' | 'client_secret_post'
+      /**
+       * Compare Basic credentials as sent, without form-decoding them, like EHRs that never decode
+       * (`my%2Dapp` is then not `my-app`). Default false: decoded, as RFC 6749 §2.3.1 says.
+       */
+      rawBasicCredentials?: boolean
+    }
+  | {
+      type: 'confidential-asymmetric'
+      /** The client's public keys; each needs a `kid`, which the client's assertions must name. */
+      jwks: { keys: Array<JsonWebKey & { kid?: string }> }
+      alg?: 'RS384' | 'ES384'
+    }
 )
 
 export interface MockEhrOptions {
@@ -25,6 +39,11 @@ export interface MockEhrOptions {
   accessTokenTtlSeconds?: number
   /** Default 14 days. */
   refreshTokenTtlSeconds?: number
+  /**
+   * Default true: each refresh consumes the refresh token and answers a new one. false: the refresh
+   * token stays valid and refresh answers carry none (as several EHRs do); the app keeps its own.
+   */
+  rotateRefreshTokens?: boolean
   /** The practitioner who "logs in" and approves every authorization. Default `smart-practitioner-1`. */
   practitionerId?: string
   /** `fhirUser` as `Practitioner/<id>` instead of an absolute URL on the FHIR base. */

@@ -1,0 +1,35 @@
+import { MemoryStore } from 'express-session'
+import { SmartClient, expressSessionStorage } from '../../lib'
+import { createMockEhr, type MockEhr } from '../../lib/testing'
+import { completeLaunch, devOptions, openConfig } from '../helpers/smart'
+
+let ehr: MockEhr
+beforeAll(async () => (ehr = await createMockEhr()))
+afterAll(() => ehr.close())
+
+const storage = expressSessionStorage(new MemoryStore())
+let n = 0
+
+/** A fetch whose discovery answer spells the token endpoint differently: same URL, another string. */
+function respelledTokenEndpoint(respell: (tokenEndpoint: string) => string): typeof fetch {
+  return async (input, init) => {
+    const response = await fetch(input, init)
+    if (!String(input).endsWith('/.well-known/smart-configuration')) return response
+    const doc = (await response.json()) as { token_endpoint: string }
+    return Response.json({ ...doc, token_endpoint: respell(doc.token_endpoint) })
+  }
+}
+
+describe('token endpoint spelt in a non-canonical form', () => {
+  it.each([
+    ['upper-case scheme', (url: string) => url.replace(/^http:/, 'HTTP:')],
+    ['a /./ segment', (url: string) => url.replace('/oauth/token', '/oauth/./token')],
+    ['a /x/../ segment', (url: string) => url.replace('/oauth/token', '/oauth/x/../token')],
+  ])('regression: a launch with an id_token completes when the token_endpoint has %s', async (_name, respell) => {
+    const client = new SmartClient(`te-${++n}`, storage, openConfig(), { ...devOptions, fetch: respelledTokenEndpoint(respell) })
+    await completeLaunch(ehr, { patient: 'patient-1' }, client)
+    const fhir = await client.ready()
+    expect(fhir.idTokenClaims).toMatchObject({ iss: ehr.issuer, aud: 'mock-app' })
+    expect(fhir.user).toMatchObject({ resourceType: 'Practitioner' })
+  })
+})

@@ -1,0 +1,90 @@
+import { MemoryStore } from 'express-session'
+import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
+import { createMockEhr, type MockEhr } from '../../lib/testing'
+import { completeLaunch, devOptions, openConfig, testClock } from '../helpers/smart'
+
+let ehr: MockEhr
+beforeAll(async () => (ehr = await createMockEhr({ accessTokenTtlSeconds: 600 })))
+afterAll(() => ehr.close())
+
+const storage = expressSessionStorage(new MemoryStore())
+const context = { patient: 'patient-1', encounter: 'patient-1-encounter-1' }
+let n = 0
+const nextSession = () => `refresh-${++n}`
+
+/** Records the token requests and answers, and lets a test rewrite the answer to one grant type. */
+function tokenTraffic(rewrite?: { grant: 'authorization_code' | 'refresh_token'; body: (body: Record<string, unknown>) => Record<string, unknown> }) {
+  const requests: URLSearchParams[] = []
+  const answers: Array<Record<string, unknown>> = []
+  const fetchFn: typeof fetch = async (input, init) => {
+    const response = await fetch(input, init)
+    const form = new URLSearchParams(String(init?.body ?? ''))
+    if (!form.has('grant_type') || response.status !== 200) return response
+    requests.push(form)
+    let body = (await response.json()) as Record<string, unknown>
+    if (rewrite?.grant === form.get('grant_type')) body = rewrite.body(body)
+    answers.push(body)
+    return Response.json(body)
+  }
+  return { requests, answers, fetch: fetchFn }
+}
+
+const newClient = (sessionId: string, options: SmartClientOptions, scope?: string) =>
+  new SmartClient(sessionId, storage, openConfig(scope ? { scope } : {}), { ...devOptions, ...options })
+
+describe('refresh', () => {
+  it('S32 with an EHR that does not rotate refresh tokens, the old refresh token is kept and a second refresh works with it', async () => {
+    const fixed = await createMockEhr({ rotateRefreshTokens: false })
+    try {
+      const traffic = tokenTraffic()
+      const session = nextSession()
+      await completeLaunch(fixed, context, newClient(session, { fetch: traffic.fetch }))
+      const issued = traffic.answers[0].refresh_token
+      expect(issued).toEqual(expect.any(String))
+      await expect(newClient(session, { fetch: traffic.fetch }).refresh()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+      expect(traffic.answers[1]).not.toHaveProperty('refresh_token')
+      const second = await newClient(session, { fetch: traffic.fetch }).refresh()
+      expect(second).toMatchObject({ patient: { id: 'patient-1' }, encounter: { id: 'patient-1-encounter-1' } })
+      expect(traffic.requests.slice(1).map((form) => form.get('refresh_token'))).toEqual([issued, issued])
+      expect(fixed.stats.refreshGrants).toBe(2)
+      await expect(second.request('Patient/patient-1')).resolves.toMatchObject({ id: 'patient-1' })
+    } finally {
+      await fixed.close()
+    }
+  })
+
+  it('S17 a scope changed by a refresh is stored and exposed', async () => {
+    const traffic = tokenTraffic({ grant: 'refresh_token', body: (body) => ({ ...body, scope: 'openid launch patient/Patient.rs' }) })
+    const session = nextSession()
+    await completeLaunch(ehr, context, newClient(session, { fetch: traffic.fetch }))
+    expect((await newClient(session, {}).ready()).scope).toContain('offline_access')
+    expect((await newClient(session, { fetch: traffic.fetch }).refresh()).scope).toBe('openid launch patient/Patient.rs')
+    expect((await newClient(session, {}).ready()).scope).toBe('openid launch patient/Patient.rs')
+  })
+
+  it('S30 a refresh token is used near expiry even when the granted scope has no offline_access', async () => {
+    const clock = testClock()
+    const traffic = tokenTraffic({ grant: 'authorization_code', body: (body) => ({ ...body, scope: 'openid fhirUser launch patient/*.rs' }) })
+    const session = nextSession()
+    const options = { fetch: traffic.fetch, now: clock.now }
+    await completeLaunch(ehr, context, newClient(session, options))
+    expect(traffic.answers[0].refresh_token).toEqual(expect.any(String))
+    expect((await newClient(session, options).ready()).scope).not.toContain('offline_access')
+    const grants = ehr.stats.refreshGrants
+    clock.advance(590 * 1000)
+    await expect(newClient(session, options).ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+    expect(ehr.stats.refreshGrants).toBe(grants + 1)
+  })
+
+  it('S30 online_access (no offline_access requested) also refreshes near expiry', async () => {
+    const clock = testClock()
+    const session = nextSession()
+    const options = { now: clock.now, fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init) }
+    const scope = 'openid fhirUser launch launch/patient patient/*.rs online_access'
+    await completeLaunch(ehr, context, newClient(session, options, scope))
+    const grants = ehr.stats.refreshGrants
+    clock.advance(590 * 1000)
+    await newClient(session, options, scope).ready()
+    expect(ehr.stats.refreshGrants).toBe(grants + 1)
+  })
+})
