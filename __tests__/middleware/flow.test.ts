@@ -116,6 +116,18 @@ describe.each(storeKinds())('middleware flow over %s', (_name, kind) => {
     for (const secret of recorder.secrets) expect(everything).not.toContain(secret)
   })
 
+  it('S29 with encryptionKey, launches survive the session-id regenerations of later callbacks, and a refresh', async () => {
+    const agent = request.agent(testApp({ store, options: { enableMultiLaunch: true, encryptionKey: Buffer.alloc(32, 5).toString('base64') } }))
+    await launchAs(agent, ehr, { patient: 'patient-1' })
+    await launchAs(agent, ehr, { patient: 'patient-2' })
+    await launchAs(agent, ehr, { patient: 'patient-3' })
+    for (const patient of ['patient-1', 'patient-2', 'patient-3']) {
+      expect((await agent.get('/api/patient').set('X-Active-Patient', patient).expect(200)).body.id).toBe(patient)
+    }
+    ehr.expireAccessTokens()
+    expect((await agent.get('/api/patient').set('X-Active-Patient', 'patient-1').expect(200)).body.id).toBe('patient-1')
+  })
+
   it('works mounted under a sub-path router', async () => {
     const agent = request.agent(testApp({ store, mountAt: '/smart' }))
     const { patient } = await launchAs(agent, ehr, { patient: 'patient-2' }, { launchPath: '/smart/launch' })

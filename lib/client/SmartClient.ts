@@ -161,8 +161,9 @@ export class SmartClient {
     const idTokenClaims = answer.idToken
       ? await verifyIdToken(answer.idToken, { issuer: pending.smart.issuer, jwksUri: pending.smart.jwks_uri, clientId: config.clientId, nonce: pending.nonce, now: config.now, http: this.#rt.http })
       : null
+    const id = newLaunchId()
     const completed: CompletedLaunch = {
-      id: newLaunchId(), iss: pending.iss, tokens: this.#session.sealTokens(tokens), ...context,
+      id, iss: pending.iss, tokens: this.#session.sealTokens(id, tokens), ...context,
       idTokenClaims: idTokenClaims as Record<string, unknown> | null, completedAt: now, lastUsedAt: now,
     }
     // Nothing is stored before the session id is regenerated: a failed regeneration leaves nothing under a possibly fixated id.
@@ -304,7 +305,7 @@ export class SmartClient {
           const now = this.#rt.config.now()
           const refreshed = tokenSetFrom(response, now, tokens)
           const scope = typeof response.scope === 'string' && response.scope ? response.scope : launch.scope
-          const updated: LaunchRecord = { ...launch, scope, tokens: this.#session.sealTokens(refreshed), lastUsedAt: now }
+          const updated: LaunchRecord = { ...launch, scope, tokens: this.#session.sealTokens(launchId, refreshed), lastUsedAt: now }
           return { record: { ...current, launches: { ...current.launches, [launchId]: updated } }, result: { launch: updated, tokens: refreshed } }
         } catch (err) {
           if (!(err instanceof SmartError) || err.code !== 'SESSION_EXPIRED') throw err

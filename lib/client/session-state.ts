@@ -109,13 +109,14 @@ export class SessionState {
     const { tokens } = launch
     if ('sealed' in tokens) {
       if (this.config.encryptionKeys.length === 0) throw new SmartError('SESSION_EXPIRED', 'Stored tokens are encrypted but no encryptionKey is set; launch again')
-      return unseal(this.config.encryptionKeys, tokens.sealed, `session:${this.sessionId}`) as TokenSet
+      return unseal(this.config.encryptionKeys, tokens.sealed, sealedFor(launch.id)) as TokenSet
     }
     return tokens
   }
 
-  sealTokens(tokens: TokenSet): LaunchRecord['tokens'] {
-    return this.config.encryptionKeys.length > 0 ? { sealed: seal(this.config.encryptionKeys, tokens, `session:${this.sessionId}`) } : tokens
+  /** The tokens of launch `launchId` as stored: sealed (AES-256-GCM) when an encryption key is set. */
+  sealTokens(launchId: string, tokens: TokenSet): LaunchRecord['tokens'] {
+    return this.config.encryptionKeys.length > 0 ? { sealed: seal(this.config.encryptionKeys, tokens, sealedFor(launchId)) } : tokens
   }
 
   #lock<T>(sid: string, work: () => Promise<T>): Promise<T> {
@@ -225,6 +226,12 @@ export class SessionState {
     if (Object.keys(aliases).length > 0) await this.storage.set(keys.aliases(sid), aliases, this.config.sessionTtlSeconds)
   }
 }
+
+/**
+ * The AAD of a launch's sealed tokens: its launch id, which moves with it when the session id is regenerated.
+ * Sealed tokens copied into any other launch record do not decrypt.
+ */
+const sealedFor = (launchId: string) => `launch:${launchId}`
 
 export function lifetimesOf(config: ResolvedConfig): Lifetimes {
   return { absoluteMs: config.sessionTtlSeconds * 1000, idleMs: config.idleTimeoutSeconds === null ? null : config.idleTimeoutSeconds * 1000 }
