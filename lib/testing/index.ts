@@ -1,3 +1,5 @@
+// First: fails with an install hint when the optional peers are missing, before anything loads them.
+import './peers'
 export { createMockEhr } from './mock-ehr'
 export { launchAs } from './launch-as'
 export type { LaunchAsOptions } from './launch-as'
