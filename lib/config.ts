@@ -57,6 +57,25 @@ export type SmartClientOptions = {
   fetch?: typeof fetch
   /** The clock, in epoch milliseconds. Default: `Date.now`. */
   now?: () => number
+  /**
+   * Where the library writes what it does (launches, callbacks, refreshes, logouts, failures with their
+   * code): any pino-compatible logger (`pino()`, `req.log`, a console adapter). No token, code, verifier,
+   * secret or — unless `recordPatientIds` — patient id is ever written. Default: none.
+   */
+  logger?: SmartLogger
+  /**
+   * Include patient ids in log lines and OpenTelemetry span attributes. Default false: patient ids are
+   * personal health information; issuer, outcome, error code and counts are always recorded.
+   */
+  recordPatientIds?: boolean
+}
+
+/** The part of a pino logger the library uses: `logger.info({ ...fields }, 'message')`. */
+export interface SmartLogger {
+  debug(fields: Record<string, unknown>, message: string): void
+  info(fields: Record<string, unknown>, message: string): void
+  warn(fields: Record<string, unknown>, message: string): void
+  error(fields: Record<string, unknown>, message: string): void
 }
 
 /** The validated, defaulted, frozen form the rest of the library works with. */
@@ -81,12 +100,15 @@ export interface ResolvedConfig {
   readonly refreshLeewaySeconds: number
   readonly fetch: typeof fetch
   readonly now: () => number
+  readonly logger: SmartLogger | null
+  readonly recordPatientIds: boolean
 }
 
 const CONFIG_KEYS = ['clientId', 'scope', 'callbackUrl', 'redirectUrl', 'allowAnyIssuer', 'knownFhirServers']
 const OPTION_KEYS = [
   'autoRefresh', 'enableMultiLaunch', 'allowNonHttpsLaunch', 'encryptionKey', 'httpTimeoutMs',
   'sessionTtlSeconds', 'idleTimeoutSeconds', 'discoveryCacheSeconds', 'refreshLeewaySeconds', 'fetch', 'now',
+  'logger', 'recordPatientIds',
 ]
 
 /** One default fetch for every client, so caches keyed by the fetch implementation are shared. */
@@ -255,5 +277,16 @@ export function resolveConfig(config: SmartClientConfiguration, options: SmartCl
     refreshLeewaySeconds: optionalPositive('options.refreshLeewaySeconds', options.refreshLeewaySeconds, 60),
     fetch: options.fetch ?? globalFetch,
     now: options.now ?? Date.now,
+    logger: optionalLogger(options.logger),
+    recordPatientIds: optionalBoolean('options.recordPatientIds', options.recordPatientIds, false),
   })
+}
+
+function optionalLogger(value: unknown): SmartLogger | null {
+  if (value === undefined || value === null) return null
+  const methods = ['debug', 'info', 'warn', 'error'] as const
+  const logger = value as Partial<Record<(typeof methods)[number], unknown>>
+  const missing = methods.filter((method) => typeof logger[method] !== 'function')
+  if (typeof value !== 'object' || missing.length > 0) fail('options.logger', `must be a pino-compatible logger (missing ${missing.join(', ') || 'methods'})`)
+  return value as SmartLogger
 }

@@ -10,7 +10,7 @@ export type {
 export type { SmartStorage } from './storage/SmartStorage'
 export { expressSessionStorage } from './storage/express-session'
 export type { ExpressSessionStorageOptions } from './storage/express-session'
-export type { KnownFhirServer, SmartClientConfiguration, SmartClientOptions } from './config'
+export type { KnownFhirServer, SmartClientConfiguration, SmartClientOptions, SmartLogger } from './config'
 export { SmartError, SMART_ERROR_STATUS, isSmartError } from './errors'
 export type { SmartErrorCode } from './errors'
 export { smartLaunch } from './middleware/launch'

@@ -4,6 +4,7 @@ import type { FhirContextItem, LaunchRecord } from '../storage/records'
 import { contextReference, FhirApi, userReference } from './fhir-api'
 import { checkTtlSeconds, type FhirReadCache } from './fhir-cache'
 import type { FhirContextReference, FhirRequestInit, FhirUserReference } from './fhir-types'
+import type { Observation, Observe } from './instrumentation'
 
 export type { FhirRequestInit } from './fhir-types'
 
@@ -20,6 +21,15 @@ export interface ReadyClientInit {
   cache?: FhirReadCache
   /** Required with `cache`: what no other session or patient shares (session id and patient). */
   cacheScope?: string
+  /** Spans and log lines for FHIR requests (the configuration's instrumentation). Default: none. */
+  observe?: Observe
+}
+
+/** A span attribute naming what was asked for, never which: the resource type (or operation), no id, no query. */
+function resourceTypeOf(url: URL, base: string): string {
+  const [first = ''] = url.href.startsWith(base) ? url.href.slice(base.length).split(/[/?#]/, 1) : ['']
+  if (first === '') return '(base)'
+  return /^[A-Za-z]{1,64}$|^\$[A-Za-z-]{1,64}$|^_history$/.test(first) ? first : '(other)'
 }
 
 const MAX_FHIR_RESPONSE_BYTES = 50 * 1024 * 1024
@@ -78,6 +88,7 @@ export class ReadyClient extends FhirApi {
   readonly #http: HttpLimits
   readonly #refresh: AccessRefresher | null
   readonly #cache: { store: FhirReadCache; scope: string } | null
+  readonly #observe: Observe | null
   #accessToken: string
 
   constructor(init: ReadyClientInit) {
@@ -101,6 +112,7 @@ export class ReadyClient extends FhirApi {
     this.#refresh = init.refresh
     this.#accessToken = init.accessToken
     this.#cache = init.cache && typeof init.cacheScope === 'string' ? { store: init.cache, scope: init.cacheScope } : null
+    this.#observe = init.observe ?? null
   }
 
   /**
@@ -172,12 +184,20 @@ export class ReadyClient extends FhirApi {
   }
 
   /** One request, with one refresh-and-retry on 401; the parsed answer, or a SmartError. */
-  async #exchange(url: URL, init: FhirRequestInit): Promise<unknown> {
+  #exchange(url: URL, init: FhirRequestInit): Promise<unknown> {
+    if (!this.#observe) return this.#exchangeOnce(url, init, null)
+    const attributes = { 'http.request.method': (init.method ?? 'GET').toUpperCase(), 'fhir.resource_type': resourceTypeOf(url, this.#base), 'smart.iss': this.fhirServer }
+    return this.#observe('fhir_request', attributes, (observation) => this.#exchangeOnce(url, init, observation))
+  }
+
+  async #exchangeOnce(url: URL, init: FhirRequestInit, observation: Observation | null): Promise<unknown> {
     let response = await this.#send(url, init, this.#accessToken)
-    if (response.status === 401 && this.#refresh) {
-      this.#accessToken = await this.#refresh(this.#accessToken)
+    const refresh = response.status === 401 ? this.#refresh : null
+    if (refresh) {
+      this.#accessToken = await refresh(this.#accessToken)
       response = await this.#send(url, init, this.#accessToken)
     }
+    observation?.set({ 'http.response.status_code': response.status, 'smart.retried_after_refresh': refresh !== null })
     const raw = await response.text()
     const type = response.headers.get('content-type') ?? ''
     let parsed: unknown = raw

@@ -17,6 +17,7 @@ import type { SmartStorage } from '../storage/SmartStorage'
 import { checkResponseIssuer, pinnedDiscovery, withActivePatient } from './callback-checks'
 import { consumePendingLaunch, dropPendingLaunch, startPendingLaunch } from './pending-launch'
 import { fhirReadCacheFor } from './fhir-cache'
+import type { Observation } from './instrumentation'
 import { checkPatientId, isLive, needsTouch, newLaunchId, selectLaunch, type CompletedLaunch } from './launch-identity'
 import { ReadyClient } from './ReadyClient'
 import { runtimeFor, type Runtime } from './runtime'
@@ -98,7 +99,11 @@ export class SmartClient {
   }
 
   /** Checks the issuer (allow-list first, before any network call), discovers it and starts the authorization. */
-  async launch(params: { iss: string; launch: string }): Promise<{ redirectUrl: string }> {
+  launch(params: { iss: string; launch: string }): Promise<{ redirectUrl: string }> {
+    return this.#rt.observe('launch', {}, (observation) => this.#launch(params, observation))
+  }
+
+  async #launch(params: { iss: string; launch: string }, observation: Observation): Promise<{ redirectUrl: string }> {
     const { config } = this.#rt
     const iss = param('iss', params?.iss)
     const launch = param('launch', params?.launch)
@@ -113,6 +118,7 @@ export class SmartClient {
     if (url.protocol !== 'https:' && !(config.allowNonHttpsLaunch && url.protocol === 'http:')) {
       throw new SmartError('INSECURE_ISSUER', 'The EHR (iss) must use https; allowNonHttpsLaunch permits http for local development')
     }
+    observation.set({ 'smart.iss': iss })
     const smart = await this.#rt.discover(iss)
     const request = await buildAuthorizationRequest(this.#authorizationServer(iss, smart), {
       redirectUri: config.callbackUrl,
@@ -135,7 +141,11 @@ export class SmartClient {
    * Verifies state (single use, this browser's), RFC 9207 `iss`, redeems the code with PKCE, verifies the
    * id_token and stores the launch — under the regenerated session id when `opts.regenerate` is given.
    */
-  async callback(query: CallbackQuery, opts: CallbackOptions = {}): Promise<CallbackResult> {
+  callback(query: CallbackQuery, opts: CallbackOptions = {}): Promise<CallbackResult> {
+    return this.#rt.observe('callback', { 'smart.multi_launch': this.#rt.config.enableMultiLaunch }, (observation) => this.#callback(query, opts, observation))
+  }
+
+  async #callback(query: CallbackQuery, opts: CallbackOptions, observation: Observation): Promise<CallbackResult> {
     const { config } = this.#rt
     const owns = (owner: string) => this.#session.owns(owner)
     if (query?.error !== undefined) {
@@ -146,6 +156,7 @@ export class SmartClient {
     const code = param('code', query?.code)
     const state = param('state', query?.state)
     const pending = await consumePendingLaunch(this.#storage, state, owns, config.now())
+    observation.set({ 'smart.iss': pending.iss })
     const as = this.#authorizationServer(pending.iss, pending.smart)
     checkResponseIssuer(pending.smart, query.iss)
     const answer = await redeemCode(as, { redirectUri: config.callbackUrl, code, state, codeVerifier: pending.codeVerifier })
@@ -168,7 +179,10 @@ export class SmartClient {
     }
     // Nothing is stored before the session id is regenerated: a failed regeneration leaves nothing under a possibly fixated id.
     const sessionId = opts.regenerate ? await opts.regenerate() : this.#session.sessionId
-    const launch = (await this.#session.commit(sessionId, completed, { multiLaunch: config.enableMultiLaunch, pendingCreatedAt: pending.createdAt }))!
+    const committed = await this.#session.commit(sessionId, completed, { multiLaunch: config.enableMultiLaunch, pendingCreatedAt: pending.createdAt })
+    const launch = committed.launch!
+    observation.set({ 'smart.patient_count': committed.launches, 'smart.intent': context.intent ?? '' })
+    observation.patient(context.patient)
     // A concurrent tab's launch of the same EHR and patient was kept: this one's tokens are not needed.
     if (launch.id !== completed.id) await this.#revoke(as, tokens)
     const redirectUrl = config.enableMultiLaunch ? withActivePatient(config.redirectUrl, launch.selector) : config.redirectUrl
@@ -222,7 +236,11 @@ export class SmartClient {
    * Forgets SMART state and revokes its tokens: with an active patient, that launch only (refused when the
    * session has no such launch); otherwise every launch of the session.
    */
-  async logout(): Promise<void> {
+  logout(): Promise<void> {
+    return this.#rt.observe('logout', {}, (observation) => this.#logout(observation))
+  }
+
+  async #logout(observation: Observation): Promise<void> {
     const now = this.#rt.config.now()
     const resolved = await this.#session.resolve(now)
     if (resolved.record === null) return
@@ -237,6 +255,7 @@ export class SmartClient {
       const kept = Object.fromEntries(Object.entries(current.launches).filter(([id]) => !ending.has(id)))
       return { record: { ...current, launches: kept }, result: Object.values(current.launches).filter((launch) => ending.has(launch.id)) }
     })
+    observation.set({ 'smart.launches_ended': forgotten.length })
     await Promise.all(forgotten.map(async (launch) => this.#revoke(await this.#authorizationServerOf(launch.iss), this.#session.tokensOf(launch))))
   }
 
@@ -301,7 +320,8 @@ export class SmartClient {
         if (!tokens.refreshToken) throw new SmartError('SESSION_EXPIRED', 'The SMART session has expired and cannot be refreshed; launch again')
         const as = this.#authorizationServer(launch.iss, await this.#rt.discover(launch.iss))
         try {
-          const response = await redeemRefreshToken(as, tokens.refreshToken)
+          const refreshToken = tokens.refreshToken
+          const response = await this.#rt.observe('refresh', { 'smart.iss': launch.iss }, () => redeemRefreshToken(as, refreshToken))
           const now = this.#rt.config.now()
           const refreshed = tokenSetFrom(response, now, tokens)
           const scope = typeof response.scope === 'string' && response.scope ? response.scope : launch.scope
@@ -324,7 +344,7 @@ export class SmartClient {
     const refresh = this.#rt.config.autoRefresh ? async (stale: string) => (await this.#refreshLaunch(sid, launch.id, stale)).tokens.accessToken : null
     // Cached reads are never shared between sessions or launches.
     const cacheScope = `${sid}\u0000${launch.id}`
-    return new ReadyClient({ launch, accessToken: tokens.accessToken, http: this.#rt.http, refresh, cache: fhirReadCacheFor(this.#rt), cacheScope })
+    return new ReadyClient({ launch, accessToken: tokens.accessToken, http: this.#rt.http, refresh, cache: fhirReadCacheFor(this.#rt), cacheScope, observe: this.#rt.observe })
   }
 
   #authorizationServer(iss: string, smart: SmartConfiguration): AuthorizationServer

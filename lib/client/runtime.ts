@@ -1,12 +1,15 @@
 import { resolveConfig, type ResolvedConfig, type SmartClientConfiguration, type SmartClientOptions } from '../config'
 import { discover, type SmartConfiguration } from '../oauth/discovery'
 import type { HttpLimits } from '../oauth/http'
+import { instrumentationFor, type Observe } from './instrumentation'
 
 /** What every SmartClient built from one configuration shares: validated config, HTTP limits, discovery. */
 export interface Runtime {
   config: ResolvedConfig
   http: HttpLimits
   discover: (iss: string) => Promise<SmartConfiguration>
+  /** Spans and log lines for this configuration's operations. */
+  observe: Observe
 }
 
 const NO_OPTIONS = {}
@@ -27,6 +30,7 @@ export function runtimeFor(config: SmartClientConfiguration, options: SmartClien
     config: resolved,
     http,
     discover: (iss) => discover(iss, { http, allowHttp: resolved.allowNonHttpsLaunch, cacheSeconds: resolved.discoveryCacheSeconds, now: resolved.now }),
+    observe: instrumentationFor(resolved),
   }
   if (!byOptions) runtimes.set(config, (byOptions = new WeakMap()))
   byOptions.set(optionsKey, runtime)

@@ -31,6 +31,12 @@ export interface Resolved {
   fromCopy: boolean
 }
 
+/** A commit's outcome: the launch as stored, and how many launches the session holds. */
+export interface Committed {
+  launch: LaunchRecord | null
+  launches: number
+}
+
 /** What a change under the session's lock leaves: a new record, null to end the session, undefined for no write. */
 export type Change<T> = (current: SessionRecord | null) => Promise<{ record?: SessionRecord | null; result: T }>
 
@@ -154,12 +160,14 @@ export class SessionState {
    *   so whichever cookie the browser keeps reaches both launches;
    * - a stale id (moved away longer ago): nothing of it is reachable; `newSid` starts with this launch only.
    * With `newSid` equal to this id (no regeneration: SmartClient used on its own), the launch is added in place.
-   * Returns the launch as stored (its selector), or null when `added` is null.
+   * Returns the launch as stored (its selector; null when `added` is null) and how many the session now holds.
    */
-  async commit(newSid: string, added: CompletedLaunch | null, opts: { multiLaunch: boolean; pendingCreatedAt: number | null }): Promise<LaunchRecord | null> {
+  async commit(newSid: string, added: CompletedLaunch | null, opts: { multiLaunch: boolean; pendingCreatedAt: number | null }): Promise<Committed> {
     const now = this.config.now()
     const add = (record: SessionRecord | null, aliases: Aliases, join: boolean) =>
       added ? addLaunch(record, aliases, added, { multiLaunch: opts.multiLaunch, join, now, lifetimes: this.#lifetimes }) : { record, aliases, launch: null }
+    const committed = (result: { record: SessionRecord | null; launch: LaunchRecord | null }): Committed =>
+      ({ launch: result.launch, launches: Object.keys(liveLaunches(result.record, this.#lifetimes, now)).length })
     for (let attempt = 0; attempt < MAX_HOPS; attempt++) {
       const { sid, forwardedAt } = await this.#walk()
       const outcome = await this.#lock(sid, async () => {
@@ -173,7 +181,7 @@ export class SessionState {
           const held = Object.keys(liveLaunches(stored, this.#lifetimes, now))
           this.cache.delete(sid)
           await this.storage.set(keys.session(sid), { kind: 'forward', to: newSid, at: now, held }, PENDING_LAUNCH_TTL_SECONDS)
-          return moved.launch
+          return committed(moved)
         }
         const concurrent = forwardedAt !== null && now - forwardedAt <= MOVE_GRACE_MS && (opts.pendingCreatedAt ?? -Infinity) < forwardedAt
         if (forwardedAt === null || concurrent) {
@@ -181,12 +189,12 @@ export class SessionState {
           await this.#write(sid, joined.record)
           await this.#writeAliases(sid, joined.aliases)
           if (newSid !== this.sessionId) await this.storage.set(keys.session(newSid), { kind: 'link', to: sid }, this.config.sessionTtlSeconds)
-          return joined.launch
+          return committed(joined)
         }
         const fresh = add(null, {}, false)
         await this.#write(newSid, fresh.record)
         await this.#writeAliases(newSid, fresh.aliases)
-        return fresh.launch
+        return committed(fresh)
       })
       if (outcome !== 'moved') return outcome
     }
