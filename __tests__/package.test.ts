@@ -80,7 +80,7 @@ describe('the published entry points', () => {
     expect(names).toEqual([
       'ACTIVE_PATIENT_HEADER', 'ReadyClient', 'SMART_ERROR_STATUS', 'SMART_ISS_HEADER', 'SMART_PATIENT_HEADER', 'SmartClient', 'SmartError',
       'expressSessionStorage', 'failFastStore', 'isNotFound', 'isSmartError', 'requireSmartContext', 'smartCallback', 'smartErrorHandler',
-      'smartLaunch', 'smartLogout',
+      'smartLaunch', 'smartLogin', 'smartLogout',
     ])
   })
 })

@@ -83,6 +83,8 @@ export interface ResolvedConfig {
   readonly clientId: string
   readonly scope: string
   readonly scopes: ReadonlySet<string>
+  /** The scope of a standalone launch: `scope` without the bare `launch` scope (which needs an EHR launch id). */
+  readonly standaloneScope: string
   readonly callbackUrl: string
   readonly redirectUrl: string
   /** null: any issuer may launch (`allowAnyIssuer`). */
@@ -263,6 +265,7 @@ export function resolveConfig(config: SmartClientConfiguration, options: SmartCl
     clientId: requireString('config.clientId', raw.clientId),
     scope,
     scopes: new Set(scope.split(' ')),
+    standaloneScope: scope.split(' ').filter((s) => s !== 'launch').join(' '),
     callbackUrl: requireUrl('config.callbackUrl', raw.callbackUrl),
     redirectUrl: requireString('config.redirectUrl', raw.redirectUrl),
     knownFhirServers: validateServers(raw),

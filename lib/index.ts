@@ -14,6 +14,7 @@ export type { KnownFhirServer, SmartClientConfiguration, SmartClientOptions, Sma
 export { SmartError, SMART_ERROR_STATUS, isSmartError } from './errors'
 export type { SmartErrorCode } from './errors'
 export { smartLaunch } from './middleware/launch'
+export { smartLogin } from './middleware/login'
 export { smartCallback } from './middleware/callback'
 export { requireSmartContext, ACTIVE_PATIENT_HEADER, SMART_ISS_HEADER, SMART_PATIENT_HEADER } from './middleware/require-context'
 export { smartLogout } from './middleware/logout'

@@ -5,6 +5,7 @@ import {
   smartCallback,
   smartErrorHandler,
   smartLaunch,
+  smartLogin,
   smartLogout,
   type SmartClientConfiguration,
   type SmartClientOptions,
@@ -41,6 +42,7 @@ export function testApp(opts: TestAppOptions): Express {
   }
   const router = express.Router()
   router.get('/launch', smartLaunch(smart))
+  router.get('/login', smartLogin(smart))
   router.get('/callback', smartCallback(smart))
   router.get('/api/context', requireSmartContext(smart), (req, res) => {
     res.json(req.smart)

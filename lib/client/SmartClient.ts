@@ -98,15 +98,31 @@ export class SmartClient {
     this.#activePatient = active || null
   }
 
-  /** Checks the issuer (allow-list first, before any network call), discovers it and starts the authorization. */
+  /** EHR launch: checks the issuer (allow-list first, before any network call), discovers it and starts the authorization. */
   launch(params: { iss: string; launch: string }): Promise<{ redirectUrl: string }> {
-    return this.#rt.observe('launch', {}, (observation) => this.#launch(params, observation))
+    return this.#rt.observe('launch', {}, (observation) =>
+      this.#authorize(param('iss', params?.iss), param('launch', params?.launch), this.#rt.config.scope, observation))
   }
 
-  async #launch(params: { iss: string; launch: string }, observation: Observation): Promise<{ redirectUrl: string }> {
+  /**
+   * Standalone launch (the app opened outside the EHR): the same checks and authorization request as
+   * `launch`, without a `launch` parameter and without the bare `launch` scope — `launch/patient` asks the
+   * EHR for a patient (its picker). `iss` may be omitted when `knownFhirServers` names exactly one EHR.
+   *
+   * @example
+   * const { redirectUrl } = await new SmartClient(req.sessionID, storage, config).login({ iss: req.query.iss })
+   */
+  login(params: { iss?: string } = {}): Promise<{ redirectUrl: string }> {
+    return this.#rt.observe('login', {}, (observation) => {
+      const { config } = this.#rt
+      const only = config.knownFhirServers?.size === 1 ? [...config.knownFhirServers.values()][0].issuer : undefined
+      const iss = params?.iss === undefined && only ? only : param('iss', params?.iss)
+      return this.#authorize(iss, null, config.standaloneScope, observation)
+    })
+  }
+
+  async #authorize(iss: string, launch: string | null, scope: string, observation: Observation): Promise<{ redirectUrl: string }> {
     const { config } = this.#rt
-    const iss = param('iss', params?.iss)
-    const launch = param('launch', params?.launch)
     const known = config.knownFhirServers?.get(normalizeIssuer(iss))
     if (config.knownFhirServers && !known) throw new SmartError('UNKNOWN_ISSUER', 'This EHR (iss) is not one the app is configured to trust')
     let url: URL
@@ -122,7 +138,7 @@ export class SmartClient {
     const smart = await this.#rt.discover(iss)
     const request = await buildAuthorizationRequest(this.#authorizationServer(iss, smart), {
       redirectUri: config.callbackUrl,
-      scope: config.scope,
+      scope,
       launch,
       openid: config.scopes.has('openid'),
     })

@@ -1,6 +1,6 @@
-import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import { markSession, saveSession } from './session'
-import { requireSession, setUpMiddleware, type SmartMiddlewareOptions } from './options'
+import type { RequestHandler } from 'express'
+import { authorizingMiddleware } from './authorize'
+import type { SmartMiddlewareOptions } from './options'
 
 /**
  * The EHR launch route: `GET ?iss=&launch=` → 302 to the EHR's authorization endpoint.
@@ -11,18 +11,5 @@ import { requireSession, setUpMiddleware, type SmartMiddlewareOptions } from './
  * app.get('/launch', smartLaunch({ config, options }))
  */
 export function smartLaunch(opts: SmartMiddlewareOptions): RequestHandler {
-  const setup = setUpMiddleware('smartLaunch', opts)
-  return async function smartLaunchMiddleware(req: Request, res: Response, next: NextFunction): Promise<void> {
-    try {
-      const session = requireSession(req, 'smartLaunch')
-      const client = setup.clientFor(req)
-      const { iss, launch } = req.query as Record<string, unknown>
-      const { redirectUrl } = await client.launch({ iss: iss as string, launch: launch as string })
-      markSession(session, Date.now())
-      await saveSession(req)
-      res.redirect(302, redirectUrl)
-    } catch (err) {
-      next(err)
-    }
-  }
+  return authorizingMiddleware('smartLaunch', opts, (client, { iss, launch }) => client.launch({ iss: iss as string, launch: launch as string }))
 }

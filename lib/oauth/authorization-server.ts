@@ -66,10 +66,10 @@ export interface AuthorizationRequest {
   nonce: string | null
 }
 
-/** Builds the SMART EHR-launch authorization URL: PKCE S256, state, nonce (with openid), `aud` and `launch`. */
+/** Builds the SMART authorization URL: PKCE S256, state, nonce (with openid), `aud`, and `launch` for an EHR launch. */
 export async function buildAuthorizationRequest(
   as: AuthorizationServer,
-  params: { redirectUri: string; scope: string; launch: string; openid: boolean },
+  params: { redirectUri: string; scope: string; launch: string | null; openid: boolean },
 ): Promise<AuthorizationRequest> {
   const config = await configure(as, () => undefined)
   const codeVerifier = oidc.randomPKCECodeVerifier()
@@ -81,11 +81,12 @@ export async function buildAuthorizationRequest(
     scope: params.scope,
     state,
     aud: as.iss,
-    launch: params.launch,
     code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
     code_challenge_method: 'S256',
   }
   if (nonce) query.nonce = nonce
+  // EHR launch: the EHR's launch id, passed back unchanged (S5). Standalone launch: none.
+  if (params.launch !== null) query.launch = params.launch
   return { url: oidc.buildAuthorizationUrl(config, query).href, state, codeVerifier, nonce }
 }
 

@@ -1,0 +1,86 @@
+// Issue 13: standalone launch — the app opened outside the EHR. smartLogin() starts it, smartCallback()
+// completes it like an EHR launch. Security items apply unchanged.
+import type { Store } from 'express-session'
+import request from 'supertest'
+import { expressSessionStorage } from '../../lib'
+import { createMockEhr, type MockEhr } from '../../lib/testing'
+import { pathOf, recordingStorage, testApp } from '../helpers/app'
+import { storeKinds } from '../helpers/stores'
+
+let ehr: MockEhr
+beforeAll(async () => (ehr = await createMockEhr()))
+afterAll(() => ehr.close())
+
+const USER_SCOPE = 'openid fhirUser launch user/*.rs offline_access'
+
+describe.each(storeKinds())('smartLogin over %s', (_name, kind) => {
+  let store: Store
+  let close: () => Promise<void>
+  beforeAll(async () => ({ store, close } = await kind.open()))
+  afterAll(() => close())
+
+  it('starts a standalone authorization: no launch parameter, no bare launch scope; aud, PKCE S256, state and nonce as for an EHR launch', async () => {
+    const res = await request(testApp({ store })).get(`/login?iss=${encodeURIComponent(ehr.iss)}`).expect(302)
+    const url = new URL(res.headers.location)
+    expect(url.origin + url.pathname).toBe(`${ehr.issuer}/authorize`)
+    expect(url.searchParams.has('launch')).toBe(false)
+    const scope = url.searchParams.get('scope')!.split(' ')
+    expect(scope).not.toContain('launch')
+    expect(scope).toEqual(expect.arrayContaining(['openid', 'fhirUser', 'launch/patient', 'patient/*.rs', 'offline_access']))
+    expect(url.searchParams.get('aud')).toBe(ehr.iss)
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256')
+    expect(url.searchParams.get('state')!.length).toBeGreaterThanOrEqual(43)
+    expect(url.searchParams.get('nonce')).toBeTruthy()
+    expect(url.searchParams.get('redirect_uri')).toBe('http://app.test/callback')
+  })
+
+  it('iss may be omitted when knownFhirServers names exactly one EHR; otherwise it is required (400)', async () => {
+    const one = testApp({ store, config: { allowAnyIssuer: undefined, knownFhirServers: [{ issuer: ehr.iss, type: 'public' }] } as never })
+    expect(new URL((await request(one).get('/login').expect(302)).headers.location).searchParams.get('aud')).toBe(ehr.iss)
+    const two = testApp({ store, jsonErrors: true, config: { allowAnyIssuer: undefined, knownFhirServers: [{ issuer: ehr.iss, type: 'public' }, { issuer: 'https://other.example/fhir', type: 'public' }] } as never })
+    expect((await request(two).get('/login')).body.code).toBe('MISSING_PARAMETER')
+    expect((await request(testApp({ store, jsonErrors: true })).get('/login')).body.code).toBe('MISSING_PARAMETER')
+  })
+
+  it('S1 an iss outside the allow-list is UNKNOWN_ISSUER before any network call; S2 http is INSECURE_ISSUER', async () => {
+    const outbound: string[] = []
+    const recording: typeof fetch = (input, init) => (outbound.push(String(input)), fetch(input, init))
+    const closed = testApp({ store, jsonErrors: true, options: { fetch: recording }, config: { allowAnyIssuer: undefined, knownFhirServers: [{ issuer: 'https://trusted.example/fhir', type: 'public' }] } as never })
+    const refused = await request(closed).get(`/login?iss=${encodeURIComponent(ehr.iss)}`)
+    expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 403, code: 'UNKNOWN_ISSUER' })
+    expect(outbound).toEqual([])
+    const insecure = await request(testApp({ store, jsonErrors: true, options: { allowNonHttpsLaunch: false } })).get(`/login?iss=${encodeURIComponent(ehr.iss)}`)
+    expect({ status: insecure.status, code: insecure.body.code }).toEqual({ status: 400, code: 'INSECURE_ISSUER' })
+  })
+
+  it('a standalone launch with user-level scopes only gives a ReadyClient without patient (multi-launch: selected by a handle)', async () => {
+    const agent = request.agent(testApp({ store, config: { scope: USER_SCOPE }, options: { enableMultiLaunch: true } }))
+    const login = await agent.get(`/login?iss=${encodeURIComponent(ehr.iss)}`).expect(302)
+    const back = await ehr.authorize(login.headers.location)
+    const landing = new URL((await agent.get(pathOf(back)).expect(302)).headers.location, 'http://app.test')
+    const selector = landing.searchParams.get('patient')!
+    expect(selector).toMatch(/^launch_/)
+    const context = await agent.get('/api/context').set('X-Active-Patient', selector).expect(200)
+    expect(context.body).toMatchObject({ patient: null, fhirServer: ehr.iss, user: { resourceType: 'Practitioner' } })
+    expect(context.headers['x-smart-patient']).toBeUndefined()
+  })
+
+  it('S13 a denial at the EHR is AUTHORIZATION_DENIED, no code exchange, nothing stored', async () => {
+    const { storage, writes } = recordingStorage(expressSessionStorage(store))
+    const agent = request.agent(testApp({ store, storage, jsonErrors: true }))
+    const login = await agent.get(`/login?iss=${encodeURIComponent(ehr.iss)}`).expect(302)
+    ehr.faults.authorize = 'deny'
+    let back: URL
+    try {
+      back = await ehr.authorize(login.headers.location)
+    } finally {
+      delete ehr.faults.authorize
+    }
+    const grants = ehr.stats.codeGrants
+    writes.length = 0
+    const res = await agent.get(pathOf(back))
+    expect({ status: res.status, code: res.body.code }).toEqual({ status: 403, code: 'AUTHORIZATION_DENIED' })
+    expect(ehr.stats.codeGrants).toBe(grants)
+    expect(writes.filter((w) => w.key.startsWith('session:'))).toEqual([])
+  })
+})
