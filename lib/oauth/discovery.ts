@@ -55,7 +55,8 @@ function validate(iss: string, doc: unknown, allowHttp: boolean): SmartConfigura
   return Object.freeze(fields as SmartConfiguration)
 }
 
-const MAX_CACHED_ISSUERS = 1000
+/** With allowAnyIssuer, launchers choose the issuers: at most this many documents are kept (oldest out first). */
+export const MAX_CACHED_ISSUERS = 1000
 
 async function fetchConfiguration(iss: string, opts: DiscoveryOptions): Promise<SmartConfiguration> {
   const url = `${iss.replace(/\/$/, '')}/.well-known/smart-configuration`
@@ -102,7 +103,6 @@ export function discover(iss: string, opts: DiscoveryOptions): Promise<SmartConf
   if (inFlight) return inFlight
   const lookup = fetchConfiguration(iss, opts)
     .then((value) => {
-      // Bounded: with allowAnyIssuer, launchers choose the issuers.
       if (documents.size >= MAX_CACHED_ISSUERS) documents.delete(documents.keys().next().value as string)
       documents.set(key, { value, expiresAt: opts.now() + opts.cacheSeconds * 1000 })
       return value
@@ -110,4 +110,10 @@ export function discover(iss: string, opts: DiscoveryOptions): Promise<SmartConf
     .finally(() => pending.delete(key))
   pending.set(key, lookup)
   return lookup
+}
+
+/** How many documents and look-ups in flight the cache of `fetchImpl` holds (for the memory-bound tests). */
+export function discoveryCacheSizes(fetchImpl: typeof fetch): { documents: number; pending: number } {
+  const cache = caches.get(fetchImpl)
+  return { documents: cache?.documents.size ?? 0, pending: cache?.pending.size ?? 0 }
 }

@@ -19,6 +19,13 @@ export interface IdTokenExpectations {
 type KeySet = ReturnType<typeof createRemoteJWKSet>
 
 const keySetsByFetch = new WeakMap<typeof fetch, Map<string, KeySet>>()
+/** JWKS key sets kept per fetch implementation (each EHR has one); the oldest go first. */
+export const MAX_KEY_SETS = 1000
+
+/** How many key sets the cache of `fetchImpl` holds (for the memory-bound tests). */
+export function keySetCount(fetchImpl: typeof fetch): number {
+  return keySetsByFetch.get(fetchImpl)?.size ?? 0
+}
 
 /** One JWKS (with jose's own caching, cooldown and refetch on an unknown kid) per jwks_uri and fetch implementation. */
 function keySetFor(jwksUri: string, http: HttpLimits): KeySet {
@@ -26,7 +33,7 @@ function keySetFor(jwksUri: string, http: HttpLimits): KeySet {
   if (!sets) keySetsByFetch.set(http.fetch, (sets = new Map()))
   let set = sets.get(jwksUri)
   if (!set) {
-    if (sets.size >= 1000) sets.delete(sets.keys().next().value as string)
+    if (sets.size >= MAX_KEY_SETS) sets.delete(sets.keys().next().value as string)
     set = createRemoteJWKSet(new URL(jwksUri), {
       timeoutDuration: http.timeoutMs,
       [customFetch]: (url, init) => boundedFetch(http, url, { method: init.method, headers: init.headers, signal: init.signal }, 256 * 1024),

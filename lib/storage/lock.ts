@@ -69,3 +69,8 @@ export async function withStorageLock<T>(storage: SmartStorage, key: string, opt
     }
   })
 }
+
+/** Keys with a mutex chain or a flight in progress in `scope` (for the memory-bound tests: 0 once all settled). */
+export function lockMapSizes(scope: object): { mutexes: number; flights: number } {
+  return { mutexes: chains.get(scope)?.size ?? 0, flights: flights.get(scope)?.size ?? 0 }
+}

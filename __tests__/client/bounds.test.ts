@@ -1,0 +1,84 @@
+// Issue 11: every in-process structure has a bound or cleans up. Each is driven past its bound with many
+// distinct issuers, sessions and patients, and measured. (Internal counters: memory is not public API.)
+import { MemoryStore } from 'express-session'
+import request from 'supertest'
+import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
+import { runtimeFor } from '../../lib/client/runtime'
+import { MAX_CACHED_SESSIONS, sessionCacheFor } from '../../lib/client/session-cache'
+import { MAX_LAUNCHES_PER_SESSION } from '../../lib/client/launch-identity'
+import { MAX_CACHED_ISSUERS, discoveryCacheSizes } from '../../lib/oauth/discovery'
+import { MAX_KEY_SETS, keySetCount, verifyIdToken } from '../../lib/oauth/id-token'
+import { lockMapSizes, singleFlight, withStorageLock } from '../../lib/storage/lock'
+import { createMockEhr, type MockEhr } from '../../lib/testing'
+import { launchedCookie, testApp } from '../helpers/app'
+import { completeLaunch, devOptions, openConfig } from '../helpers/smart'
+
+let ehr: MockEhr
+beforeAll(async () => (ehr = await createMockEhr()))
+afterAll(() => ehr.close())
+
+/** Any https host is an EHR: its discovery document points at itself. */
+const anyEhr: typeof fetch = async (input) => {
+  const url = new URL(String(input))
+  if (!url.pathname.endsWith('/.well-known/smart-configuration')) return new Response('not here', { status: 404 })
+  return Response.json({ authorization_endpoint: `${url.origin}/authorize`, token_endpoint: `${url.origin}/token`, code_challenge_methods_supported: ['S256'] })
+}
+
+it('discovery keeps at most MAX_CACHED_ISSUERS documents, evicting the oldest, and no look-up stays in flight', async () => {
+  const fetched: string[] = []
+  const counting: typeof fetch = (input, init) => (fetched.push(String(input)), anyEhr(input, init))
+  const storage = expressSessionStorage(new MemoryStore())
+  const issuers = Array.from({ length: MAX_CACHED_ISSUERS + 200 }, (_, i) => `https://ehr-${i}.example/fhir`)
+  for (const [i, iss] of issuers.entries()) {
+    await new SmartClient(`s-${i}`, storage, openConfig(), { fetch: counting }).launch({ iss, launch: 'x' })
+  }
+  expect(discoveryCacheSizes(counting)).toEqual({ documents: MAX_CACHED_ISSUERS, pending: 0 })
+  fetched.length = 0
+  await new SmartClient('again', storage, openConfig(), { fetch: counting }).launch({ iss: issuers[0], launch: 'x' })
+  await new SmartClient('again', storage, openConfig(), { fetch: counting }).launch({ iss: issuers.at(-1)!, launch: 'x' })
+  expect(fetched).toEqual([`${issuers[0]}/.well-known/smart-configuration`])
+})
+
+it('JWKS key sets: at most MAX_KEY_SETS per fetch implementation', async () => {
+  const http = { fetch: anyEhr, timeoutMs: 1000 }
+  for (let i = 0; i < MAX_KEY_SETS + 100; i++) {
+    await verifyIdToken('not-a-jwt', { issuer: `https://ehr-${i}.example`, jwksUri: `https://ehr-${i}.example/jwks`, clientId: 'c', nonce: null, now: Date.now, http }).catch(() => undefined)
+  }
+  expect(keySetCount(anyEhr)).toBe(MAX_KEY_SETS)
+})
+
+it('session copies: at most MAX_CACHED_SESSIONS per configuration and store, after more sessions than that', async () => {
+  const storage = expressSessionStorage(new MemoryStore())
+  const config = openConfig()
+  const options: SmartClientOptions = { ...devOptions }
+  await completeLaunch(ehr, { patient: 'patient-1' }, new SmartClient('template', storage, config, options))
+  const record = await storage.get('session:{template}')
+  for (let i = 0; i < MAX_CACHED_SESSIONS + 500; i++) await storage.set(`session:{s-${i}}`, record)
+  for (let i = 0; i < MAX_CACHED_SESSIONS + 500; i++) await new SmartClient(`s-${i}`, storage, config, options).ready()
+  expect(sessionCacheFor(runtimeFor(config, options), storage).size).toBe(MAX_CACHED_SESSIONS)
+}, 60_000)
+
+it('locks and single flights leave nothing behind once settled, after thousands of distinct keys', async () => {
+  const storage = expressSessionStorage(new MemoryStore())
+  const scope = {}
+  await Promise.all(Array.from({ length: 3000 }, (_, i) => [
+    withStorageLock(storage, `lock:{k-${i % 1000}}`, { ttlSeconds: 5, waitMs: 20_000 }, async () => i),
+    singleFlight(scope, `k-${i}`, async () => i),
+  ]).flat())
+  expect(lockMapSizes(storage)).toEqual({ mutexes: 0, flights: 0 })
+  expect(lockMapSizes(scope)).toEqual({ mutexes: 0, flights: 0 })
+}, 60_000)
+
+it(`a browser session holds at most ${MAX_LAUNCHES_PER_SESSION} launches; the least recently used is evicted and refused`, async () => {
+  const store = new MemoryStore()
+  const storage = expressSessionStorage(store)
+  const app = testApp({ store, storage, options: { enableMultiLaunch: true } })
+  let cookie: string | undefined
+  for (let i = 1; i <= MAX_LAUNCHES_PER_SESSION + 5; i++) cookie = await launchedCookie(app, ehr, { patient: `p-${i}` }, cookie)
+  const ask = (patient: string) => request(app).get('/api/context').set('Cookie', cookie!).set('X-Active-Patient', patient)
+  expect((await ask('p-1')).status).toBe(403)
+  expect((await ask(`p-${MAX_LAUNCHES_PER_SESSION + 5}`)).status).toBe(200)
+  const sid = decodeURIComponent(cookie!.split('=')[1]).slice(2).split('.')[0]
+  const stored = (await storage.get(`session:{${sid}}`)) as { launches: Record<string, unknown> }
+  expect(Object.keys(stored.launches)).toHaveLength(MAX_LAUNCHES_PER_SESSION)
+}, 60_000)
