@@ -3,6 +3,16 @@
  * Invalid configuration is a `TypeError` that names the field — never a per-request failure.
  */
 
+/**
+ * An EHR the app trusts, and how the app authenticates to its token endpoint.
+ *
+ * @example
+ * const servers: KnownFhirServer[] = [
+ *   { issuer: 'https://ehr.example.org/fhir', type: 'public' },
+ *   { issuer: 'https://other.example/fhir', type: 'confidential-symmetric', method: 'client_secret_basic', clientSecret: process.env.SECRET! },
+ *   { issuer: 'https://third.example/fhir', type: 'confidential-asymmetric', method: 'private_key_jwt', privateKey: jwk, keyId: 'key-1', alg: 'ES384' },
+ * ]
+ */
 export type KnownFhirServer = { issuer: string; name?: string } & (
   | { type: 'public' }
   | { type: 'confidential-symmetric'; method: 'client_secret_basic' | 'client_secret_post'; clientSecret: string }
@@ -17,6 +27,18 @@ export type KnownFhirServer = { issuer: string; name?: string } & (
     }
 )
 
+/**
+ * The app's registration at its EHRs: client id, scope, its callback and landing URLs, and which EHRs may launch it.
+ *
+ * @example
+ * const config: SmartClientConfiguration = {
+ *   clientId: 'my-app',
+ *   scope: 'openid fhirUser launch launch/patient patient/*.rs offline_access',
+ *   callbackUrl: 'https://app.example.org/callback',
+ *   redirectUrl: '/',
+ *   knownFhirServers: [{ issuer: 'https://ehr.example.org/fhir', type: 'public' }],
+ * }
+ */
 export type SmartClientConfiguration = {
   clientId: string
   /** e.g. `'openid fhirUser launch launch/patient patient/*.rs offline_access'` */
@@ -27,6 +49,12 @@ export type SmartClientConfiguration = {
   redirectUrl: string
 } & ({ allowAnyIssuer: true } | { knownFhirServers: KnownFhirServer[] })
 
+/**
+ * Behaviour switches, all optional with secure defaults (see the README's option table).
+ *
+ * @example
+ * const options: SmartClientOptions = { enableMultiLaunch: true, encryptionKey: process.env.SMART_KEY, idleTimeoutSeconds: 1800, logger: pino() }
+ */
 export type SmartClientOptions = {
   /** Refresh before expiry in `ready()`, and retry once on a FHIR 401. Default true. */
   autoRefresh?: boolean
@@ -70,7 +98,15 @@ export type SmartClientOptions = {
   recordPatientIds?: boolean
 }
 
-/** The part of a pino logger the library uses: `logger.info({ ...fields }, 'message')`. */
+/**
+ * The part of a pino logger the library uses: `logger.info({ ...fields }, 'message')`.
+ *
+ * @example
+ * import pino from 'pino'
+ * const options: SmartClientOptions = { logger: pino({ level: 'info' }) }
+ * // or, without pino:
+ * const logger: SmartLogger = { debug() {}, info: (f, m) => console.log(m, f), warn: (f, m) => console.warn(m, f), error: (f, m) => console.error(m, f) }
+ */
 export interface SmartLogger {
   debug(fields: Record<string, unknown>, message: string): void
   info(fields: Record<string, unknown>, message: string): void

@@ -3,7 +3,12 @@
  * error handler) match on `code`; `status` is the HTTP status the middleware reports.
  */
 
-/** HTTP status for each error code. `FHIR_REQUEST_FAILED` carries the FHIR server's status when it answered. */
+/**
+ * HTTP status for each error code. `FHIR_REQUEST_FAILED` carries the FHIR server's status when it answered.
+ *
+ * @example
+ * SMART_ERROR_STATUS.UNKNOWN_PATIENT   // 403
+ */
 export const SMART_ERROR_STATUS = Object.freeze({
   MISSING_PARAMETER: 400,
   UNKNOWN_ISSUER: 403,
@@ -24,6 +29,12 @@ export const SMART_ERROR_STATUS = Object.freeze({
   MISCONFIGURED: 500,
 } as const)
 
+/**
+ * The stable error codes (API.md's table): match on these, never on messages.
+ *
+ * @example
+ * const relaunch: SmartErrorCode[] = ['NO_SESSION', 'SESSION_EXPIRED', 'UNKNOWN_PATIENT']
+ */
 export type SmartErrorCode = keyof typeof SMART_ERROR_STATUS
 
 /** Extra, token-free facts attached to some errors (e.g. a FHIR server's OperationOutcome). */
@@ -117,7 +128,12 @@ export class SmartError extends Error {
   }
 }
 
-/** True for a `SmartError`, optionally of one of the given codes. */
+/**
+ * True for a `SmartError`, optionally of one of the given codes.
+ *
+ * @example
+ * app.use((err, req, res, next) => (isSmartError(err, 'NO_SESSION', 'SESSION_EXPIRED') ? res.redirect('/relaunch') : next(err)))
+ */
 export function isSmartError(err: unknown, ...codes: SmartErrorCode[]): err is SmartError {
   return err instanceof SmartError && (codes.length === 0 || codes.includes(err.code))
 }

@@ -100,7 +100,7 @@ describe.each(storeKinds())('concurrent tabs over %s', (_name, kind) => {
   })
 
   describe('5. lifetimes per launch (S24)', () => {
-    it('an older launch ends at its own absolute lifetime, not the newest one\'s', async () => {
+    it('S24 an older launch ends at its own absolute lifetime, not the newest one\'s', async () => {
       const clock = testClock()
       const agent = request.agent(testApp({ store, options: { enableMultiLaunch: true, now: clock.now, sessionTtlSeconds: 600, autoRefresh: false } }))
       await launchAs(agent, ehr, { patient: 'patient-1' })
@@ -115,7 +115,7 @@ describe.each(storeKinds())('concurrent tabs over %s', (_name, kind) => {
       expect((await agent.get('/api/context').expect(200)).body.patient.id).toBe('patient-2')
     })
 
-    it('idleTimeoutSeconds ends a launch not used for that long; use keeps it alive; the store TTL never outlives it', async () => {
+    it('S24 idleTimeoutSeconds ends a launch not used for that long; use keeps it alive; the store TTL never outlives it', async () => {
       const clock = testClock()
       const { storage, writes } = recordingStorage(expressSessionStorage(store))
       const agent = request.agent(testApp({ store, storage, options: { now: clock.now, idleTimeoutSeconds: 300 } }))

@@ -138,7 +138,7 @@ describe('callback', () => {
       await expect(client.callback(query)).rejects.toMatchObject({ code: 'INVALID_ID_TOKEN' })
     })
 
-    it('a validly signed id_token of another launch (other nonce) is INVALID_ID_TOKEN', async () => {
+    it('S9 a validly signed id_token of another launch (other nonce) is INVALID_ID_TOKEN', async () => {
       let stolen = ''
       const thief = new SmartClient(session(), storage, openConfig(), { ...devOptions, fetch: rewritingTokenResponses((body) => ((stolen = String(body.id_token)), body)) })
       await completeLaunch(ehr, context, thief)

@@ -24,7 +24,20 @@ import { runtimeFor, type Runtime } from './runtime'
 import { sessionCacheFor } from './session-cache'
 import { SessionState, type Resolved } from './session-state'
 
+/**
+ * The authorization server's answer, as the callback route receives it (`req.query`).
+ *
+ * @example
+ * const query: CallbackQuery = { code: req.query.code as string, state: req.query.state as string, iss: req.query.iss as string }
+ */
 export type CallbackQuery = { code?: string; state?: string; iss?: string; error?: string; error_description?: string }
+/**
+ * What a completed callback gives the app: where to send the browser, the patient and intent.
+ *
+ * @example
+ * const { redirectUrl, activePatient } = await client.callback(req.query, { regenerate })
+ * res.redirect(redirectUrl)   // multi-launch: already carries ?patient=<activePatient>
+ */
 export type CallbackResult = {
   redirectUrl: string
   patient: string | null
@@ -32,7 +45,22 @@ export type CallbackResult = {
   /** What the page sends as `X-Active-Patient` to select this launch: the patient id, or a handle (see README). */
   activePatient: string
 }
+/**
+ * A browser session and the value its page sent as `X-Active-Patient` (null when it sent none).
+ *
+ * @example
+ * const session: SessionRef = { sessionId: req.sessionID, activePatient: req.get('x-active-patient') ?? null }
+ * const fhir = await new SmartClient(session, storage, config, { enableMultiLaunch: true }).ready()
+ */
 export type SessionRef = { sessionId: string; activePatient: string | null }
+/**
+ * Options of `SmartClient.callback()`.
+ *
+ * @example
+ * const regenerate = () => new Promise<string>((resolve, reject) =>
+ *   req.session.regenerate((err) => (err ? reject(err) : resolve(req.sessionID))))
+ * await client.callback(req.query, { regenerate })
+ */
 export interface CallbackOptions {
   /**
    * Called once the launch is verified and before anything is stored: regenerates the session id (session

@@ -1,6 +1,11 @@
 import type * as fhir4 from 'fhir/r4'
 
-/** Every FHIR R4 resource type name, e.g. `'Patient'`. */
+/**
+ * Every FHIR R4 resource type name, e.g. `'Patient'`.
+ *
+ * @example
+ * const type: FhirResourceType = 'Observation'
+ */
 export type FhirResourceType = fhir4.FhirResource['resourceType']
 
 /**
@@ -80,7 +85,12 @@ export interface FhirContextReference<K extends FhirResourceType> {
   read(options?: FhirReadOptions): Promise<FhirResourceOf<K>>
 }
 
-/** The resource types a SMART `fhirUser` may name. */
+/**
+ * The resource types a SMART `fhirUser` may name.
+ *
+ * @example
+ * const user: FhirUserResource | undefined = await req.smart.user?.read()
+ */
 export type FhirUserResource = fhir4.Practitioner | fhir4.Patient | fhir4.RelatedPerson | fhir4.Person
 
 /**

@@ -3,11 +3,27 @@ import { SELECTOR } from '../client/launch-identity'
 import type { ReadyClient } from '../client/ReadyClient'
 import { SmartError } from '../errors'
 
-/** The header a page sends with the value it was launched for (`?patient=`): which launch it means. */
+/**
+ * The header a page sends with the value it was launched for (`?patient=`): which launch it means. Every
+ * answer behind `requireSmartContext` echoes it.
+ *
+ * @example
+ * fetch('/api/patient', { headers: { [ACTIVE_PATIENT_HEADER]: sessionStorage.getItem('activePatient') } })
+ */
 export const ACTIVE_PATIENT_HEADER = 'x-active-patient'
-/** Response header: the FHIR id of the patient a response was served for. */
+/**
+ * Response header: the FHIR id of the patient a response was served for.
+ *
+ * @example
+ * const patientId = response.headers.get(SMART_PATIENT_HEADER)
+ */
 export const SMART_PATIENT_HEADER = 'x-smart-patient'
-/** Response header: the FHIR server (EHR) of the launch a response was served for. */
+/**
+ * Response header: the FHIR server (EHR) of the launch a response was served for.
+ *
+ * @example
+ * const ehr = response.headers.get(SMART_ISS_HEADER)
+ */
 export const SMART_ISS_HEADER = 'x-smart-iss'
 
 /**

@@ -7,6 +7,14 @@ import { SmartError } from '../errors'
 import { expressSessionStorage } from '../storage/express-session'
 import type { SmartStorage } from '../storage/SmartStorage'
 
+/**
+ * What every middleware factory takes: the configuration, options, and optionally a storage (default: the
+ * app's express-session store). Pass the same object to every middleware of one app.
+ *
+ * @example
+ * const smart: SmartMiddlewareOptions = { config, options: { enableMultiLaunch: true } }
+ * app.get('/launch', smartLaunch(smart))
+ */
 export interface SmartMiddlewareOptions {
   config: SmartClientConfiguration
   options?: SmartClientOptions

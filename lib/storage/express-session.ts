@@ -2,6 +2,12 @@ import type { SessionData, Store } from 'express-session'
 import { boundedStorageCall, type SmartStorage } from './SmartStorage'
 import { processMutex } from './lock'
 
+/**
+ * Options of `expressSessionStorage`.
+ *
+ * @example
+ * const storage = expressSessionStorage(store, { prefix: 'smart:', timeoutMs: 2000 })
+ */
 export interface ExpressSessionStorageOptions {
   /** Prepended to every key, so SMART records never collide with session ids. Default `'smart:'`. */
   prefix?: string

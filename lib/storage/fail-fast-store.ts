@@ -1,6 +1,12 @@
 import session, { type SessionData, type Store } from 'express-session'
 import { boundedStorageCall } from './SmartStorage'
 
+/**
+ * Options of `failFastStore`.
+ *
+ * @example
+ * const store = failFastStore(new RedisStore({ client }), { timeoutMs: 2000 })
+ */
 export interface FailFastStoreOptions {
   /** Every store call fails with `STORAGE_UNAVAILABLE` (503) after this long. Default 3000. */
   timeoutMs?: number
