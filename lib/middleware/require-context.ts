@@ -35,7 +35,8 @@ export function requireSmartContext(opts: SmartMiddlewareOptions): RequestHandle
     try {
       const session = requireSession(req, 'requireSmartContext')
       const { client, version } = await readyAt(setup.clientFor(req, activePatientOf(req)), versionOf(session))
-      keepVersion(session, version)
+      // null: served through another session id (a forward or link): this session has no version of its own to keep.
+      if (version !== null) keepVersion(session, version)
       req.smart = client
       announceLaunch(res, client)
       next()
