@@ -10,19 +10,39 @@ export const EHR_LAUNCH_PATH = '/launch-app'
 export interface EhrHomeOptions {
   store: FhirStore
   practitionerId: string
+  fhirBase: string
   /** The registered app's launch URL; without it the page lists patients but offers no launch. */
   appLaunchUrl: string | undefined
+  /** The registered app's standalone login URL; the page links to it with `?iss=` when it is set. */
+  appLoginUrl: string | undefined
   launchUrl(appLaunchUrl: string, context: LaunchContext): string
 }
 
-/** Validates `MockEhrOptions.appLaunchUrl` once, when the mock EHR is created. */
-export function checkAppLaunchUrl(value: string | undefined): string | undefined {
+/** Validates `MockEhrOptions.appLaunchUrl` and `appLoginUrl` once, when the mock EHR is created. */
+export function checkAppUrl(name: 'appLaunchUrl' | 'appLoginUrl', value: string | undefined): string | undefined {
   if (value === undefined) return undefined
   const url = typeof value === 'string' ? URL.parse(value) : null
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new TypeError('createMockEhr: appLaunchUrl must be an absolute http(s) URL')
+    throw new TypeError(`createMockEhr: ${name} must be an absolute http(s) URL`)
   }
   return url.href
+}
+
+/** `appLoginUrl?iss=<FHIR base>`, keeping the app's own query: where a standalone launch starts. */
+function standaloneUrl(appLoginUrl: string, fhirBase: string): string {
+  const url = new URL(appLoginUrl)
+  url.searchParams.set('iss', fhirBase)
+  return url.href
+}
+
+function standaloneSection(appLoginUrl: string | undefined, fhirBase: string): string {
+  if (!appLoginUrl) return ''
+  return `
+<section id="standalone">
+  <h2>Outside the EHR</h2>
+  <p class="intro">A standalone launch: the app starts on its own and asks this EHR for a patient, which you choose at the EHR's patient picker.</p>
+  <p class="actions"><a class="launch" id="standalone-launch" href="${escapeHtml(standaloneUrl(appLoginUrl, fhirBase))}" target="_blank" rel="noopener">Open the app outside the EHR (standalone)</a></p>
+</section>`
 }
 
 function encounterOf(store: FhirStore, patientId: string): FhirResource | undefined {
@@ -53,10 +73,11 @@ function row(patient: FhirResource, store: FhirStore, canLaunch: boolean, today:
 
 /**
  * The EHR's home page: a patient list with a "Launch" link per patient, and the route those links
- * open, which mints a launch id per click and redirects to the app's launch URL.
+ * open, which mints a launch id per click and redirects to the app's launch URL; above it, with
+ * `appLoginUrl`, the way into the app outside the EHR (a standalone launch).
  */
 export function createEhrHome(options: EhrHomeOptions): Router {
-  const { store, practitionerId, appLaunchUrl } = options
+  const { store, practitionerId, fhirBase, appLaunchUrl, appLoginUrl } = options
   const router = express.Router()
 
   router.get('/', function ehrHomePage(_req: Request, res: Response) {
@@ -65,9 +86,11 @@ export function createEhrHome(options: EhrHomeOptions): Router {
     const today = new Date()
     const notice = appLaunchUrl
       ? ''
-      : '<p class="notice" id="no-app">No SMART app is registered with this EHR, so there is nothing to launch (start the mock EHR with <code>appLaunchUrl</code>).</p>'
+      : appLoginUrl
+        ? '<p class="notice" id="no-launch-url">The app has no launch URL registered with this EHR, so it cannot be launched for a patient (start the mock EHR with <code>appLaunchUrl</code>).</p>'
+        : '<p class="notice" id="no-app">No SMART app is registered with this EHR, so there is nothing to launch (start the mock EHR with <code>appLaunchUrl</code>).</p>'
     const rows = patients.map((p) => row(p, store, appLaunchUrl !== undefined, today)).join('')
-    sendPage(res, 200, page('Mock EHR — Patients', `Signed in as ${escapeHtml(user || practitionerId)}`, `
+    sendPage(res, 200, page('Mock EHR — Patients', `Signed in as ${escapeHtml(user || practitionerId)}`, `${standaloneSection(appLoginUrl, fhirBase)}
 <section id="patients">
   <h2>Patient list</h2>
   ${notice}

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { createAuthorizationServer, INTERACTION_PATH } from './authorization-server'
-import { checkAppLaunchUrl, createEhrHome } from './ehr-home'
+import { checkAppUrl, createEhrHome } from './ehr-home'
 import { faultInjector } from './faults'
 import { createFhirRouter } from './fhir-server'
 import { FhirStore } from './fhir-store'
@@ -37,7 +37,8 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * Login and consent are approved automatically as the configured practitioner.
  *
  * Seed patients: `patient-1` (encounter `patient-1-encounter-1`), `patient-2`, `patient-3`.
- * Its home page (`GET /`) lists them, each with a "Launch" link to `appLaunchUrl` when that is set.
+ * Its home page (`GET /`) lists them, each with a "Launch" link to `appLaunchUrl` when that is set,
+ * and links to `appLoginUrl` (the app's standalone login) when that is.
  *
  * @example
  * ```ts
@@ -58,7 +59,8 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
   const practitionerId = options.practitionerId ?? DEFAULT_PRACTITIONER_ID
   const clients = options.clients ?? DEFAULT_CLIENTS
   if (clients.length === 0) throw new TypeError('createMockEhr: clients must not be empty')
-  const appLaunchUrl = checkAppLaunchUrl(options.appLaunchUrl)
+  const appLaunchUrl = checkAppUrl('appLaunchUrl', options.appLaunchUrl)
+  const appLoginUrl = checkAppUrl('appLoginUrl', options.appLoginUrl)
 
   const app = express()
   const server = createServer(app)
@@ -128,7 +130,7 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
     injectFault: inject('fhir'),
   }))
   app.use('/oauth', auth.handler)
-  app.use(createEhrHome({ store, practitionerId, appLaunchUrl, launchUrl }))
+  app.use(createEhrHome({ store, practitionerId, fhirBase, appLaunchUrl, appLoginUrl, launchUrl }))
 
   const authorize = createUserAgent(origin)
 

@@ -56,6 +56,12 @@ export interface MockEhrOptions {
    * `appLaunchUrl?iss=...&launch=...`. Without it the page lists patients only.
    */
   appLaunchUrl?: string
+  /**
+   * The registered app's standalone login URL (its `smartLogin()` route, e.g. `http://127.0.0.1:3000/login`).
+   * The EHR home page then shows an "Open the app outside the EHR (standalone)" link to
+   * `appLoginUrl?iss=<FHIR base>`.
+   */
+  appLoginUrl?: string
 }
 
 export interface MockEhrStats {
