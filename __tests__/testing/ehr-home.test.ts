@@ -113,7 +113,46 @@ test('patient data from the FHIR store is HTML-escaped', async () => {
   }
 })
 
-test('appLaunchUrl must be an absolute http(s) URL', async () => {
+test('appLaunchUrl and appLoginUrl must be absolute http(s) URLs', async () => {
   await expect(createMockEhr({ appLaunchUrl: '/launch' })).rejects.toThrow(/appLaunchUrl/)
   await expect(createMockEhr({ appLaunchUrl: 'javascript:alert(1)' })).rejects.toThrow(/appLaunchUrl/)
+  await expect(createMockEhr({ appLoginUrl: '/login' })).rejects.toThrow(/appLoginUrl/)
+  await expect(createMockEhr({ appLaunchUrl: APP_LAUNCH_URL, appLoginUrl: 'javascript:alert(1)' })).rejects.toThrow(/appLoginUrl/)
+})
+
+function standaloneHref(html: string, base: string): string | null {
+  const match = /<a class="launch" id="standalone-launch" href="([^"]+)" target="_blank" rel="noopener">Open the app outside the EHR \(standalone\)<\/a>/.exec(html)
+  return match && new URL(match[1].replace(/&amp;/g, '&'), base).href
+}
+
+test('without appLoginUrl the page offers no standalone way in', async () => {
+  expect(standaloneHref(await (await fetch(home)).text(), home)).toBeNull()
+})
+
+test('with appLoginUrl the page links to it with iss, keeping the app query, beside the patient launches', async () => {
+  const both = await createMockEhr({ appLaunchUrl: APP_LAUNCH_URL, appLoginUrl: 'http://127.0.0.1:9/login?tenant=a' })
+  try {
+    const html = await (await fetch(new URL('/', both.iss))).text()
+    const href = new URL(standaloneHref(html, both.iss)!)
+    expect(`${href.origin}${href.pathname}`).toBe('http://127.0.0.1:9/login')
+    expect(href.searchParams.get('tenant')).toBe('a')
+    expect(href.searchParams.get('iss')).toBe(both.iss)
+    expect([...rows(html).keys()]).toEqual(['patient-1', 'patient-2', 'patient-3'])
+    expect(html).toContain('class="launch" data-patient-id="patient-1"')
+  } finally {
+    await both.close()
+  }
+})
+
+test('with appLoginUrl only, the page offers the standalone way in and says patients cannot be launched', async () => {
+  const loginOnly = await createMockEhr({ appLoginUrl: 'http://127.0.0.1:9/login' })
+  try {
+    const html = await (await fetch(new URL('/', loginOnly.iss))).text()
+    expect(standaloneHref(html, loginOnly.iss)).toBe(`http://127.0.0.1:9/login?iss=${encodeURIComponent(loginOnly.iss)}`)
+    expect(html).toContain('id="no-launch-url"')
+    expect(html).not.toContain('id="no-app"')
+    expect(html).not.toContain('data-patient-id="patient-1" href=')
+  } finally {
+    await loginOnly.close()
+  }
 })

@@ -28,9 +28,10 @@ test('serves a SMART configuration and a CapabilityStatement on the FHIR base', 
   expect(doc.token_endpoint_auth_signing_alg_values_supported).toEqual(expect.arrayContaining(['RS384', 'ES384']))
   expect(doc.scopes_supported).toEqual(expect.arrayContaining(['openid', 'fhirUser', 'launch', 'launch/patient', 'offline_access', 'online_access', 'patient/*.rs']))
   expect(doc.capabilities).toEqual(expect.arrayContaining([
-    'launch-ehr', 'client-public', 'client-confidential-symmetric', 'client-confidential-asymmetric', 'context-ehr-patient',
-    'context-ehr-encounter', 'sso-openid-connect', 'permission-offline', 'permission-online', 'permission-patient',
-    'permission-user', 'permission-v1', 'permission-v2',
+    'launch-ehr', 'launch-standalone', 'client-public', 'client-confidential-symmetric', 'client-confidential-asymmetric',
+    'context-ehr-patient', 'context-ehr-encounter', 'context-standalone-patient', 'context-passthrough-banner',
+    'sso-openid-connect', 'permission-offline', 'permission-online', 'permission-patient', 'permission-user',
+    'permission-v1', 'permission-v2',
   ]))
   expect(ehr.stats.discoveryFetches).toBe(before + 1)
   expect(ehr.iss).not.toBe(ehr.issuer)

@@ -3,9 +3,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { exportJWK, generateKeyPair } from 'jose'
 import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider'
 import { rawBasicCredentialsCheck, strictAssertionCheck } from './client-auth'
+import type { FhirStore } from './fhir-store'
+import { createInteraction, INTERACTION_PATH, type GrantRecord, type Interaction } from './interaction'
 import { memoryAdapterFactory } from './memory-adapter'
 import { allSupportedScopes } from './smart-scopes'
 import type { LaunchContext, MockEhrClient, MockEhrFaults, MockEhrStats } from './types'
+import type { Users } from './users'
 
 export interface AuthorizationServerOptions {
   issuer: string
@@ -14,9 +17,8 @@ export interface AuthorizationServerOptions {
   accessTokenTtlSeconds: number
   refreshTokenTtlSeconds: number
   rotateRefreshTokens: boolean
-  practitionerId: string
-  practitionerName: { given: string; family: string }
-  fhirUser: string
+  store: FhirStore
+  users: Users
   launches: ReadonlyMap<string, LaunchContext>
   stats: MockEhrStats
   faults: MockEhrFaults
@@ -26,20 +28,19 @@ export interface AuthorizationServerOptions {
 export interface TokenInfo {
   scope: string
   clientId: string
-  context: LaunchContext | null
+  /** The one patient the token may see: the launch's, or the signed-in patient's; null: any. */
+  patient: string | null
 }
 
 export interface AuthorizationServer {
   /** Node request handler for the provider, to be mounted at the issuer's path. */
   handler: (req: IncomingMessage, res: ServerResponse) => void
-  /** Auto-approving login + consent: the `interactions.url` page. */
-  interaction: (req: IncomingMessage, res: ServerResponse) => Promise<void>
+  /** Auto-approving login + consent, and the patient picker: the `interactions.url` pages. */
+  interaction: Interaction
   validateAccessToken(token: string): Promise<TokenInfo | null>
   expireAccessTokens(): void
   endpoints: { authorization: string; token: string; jwks: string; revocation: string; userinfo: string }
 }
-
-export const INTERACTION_PATH = '/interaction'
 
 const ROUTES = {
   authorization: '/authorize',
@@ -99,8 +100,8 @@ async function signingKey(): Promise<JsonWebKey & { kid: string }> {
 
 /** The SMART authorization server: oidc-provider configured for the SMART App Launch code flow. */
 export async function createAuthorizationServer(options: AuthorizationServerOptions): Promise<AuthorizationServer> {
-  const { practitionerId, launches, stats } = options
-  const grantContexts = new Map<string, LaunchContext>()
+  const { launches, stats } = options
+  const grants = new Map<string, GrantRecord>()
   const issuedAccessTokens = new Set<string>()
   const expiredAccessTokens = new Set<string>()
   const anyRedirectClients = new Set(options.clients.filter((c) => !c.redirectUris).map((c) => c.clientId))
@@ -134,25 +135,25 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
       async launch(ctx: KoaContextWithOIDC, value: unknown) {
         if (value === undefined) {
           const scope = String(ctx.oidc?.params?.scope ?? '').split(' ')
-          if (scope.includes('launch')) throw new errors.InvalidRequest('launch is required with the launch scope')
+          if (scope.includes('launch')) {
+            throw new errors.InvalidRequest('launch is required with the launch scope (a standalone launch asks for launch/patient without the launch scope)')
+          }
         } else if (typeof value !== 'string' || !launches.has(value)) {
           throw new errors.InvalidRequest('unknown launch')
         }
       },
     },
-    findAccount: async (_ctx: unknown, sub: string) =>
-      sub !== practitionerId
-        ? undefined
-        : {
-            accountId: sub,
-            claims: async () => ({
-              sub,
-              fhirUser: options.fhirUser,
-              name: `${options.practitionerName.given} ${options.practitionerName.family}`,
-              given_name: options.practitionerName.given,
-              family_name: options.practitionerName.family,
-            }),
-          },
+    findAccount: async (_ctx: unknown, sub: string) => {
+      const claims = options.users.claims(sub)
+      return claims && { accountId: sub, claims: async () => claims }
+    },
+    // Only the grant of this authorization's own interaction, never one an earlier authorization left in
+    // the browser's session: every authorization gets its interaction (a fresh grant with its own launch
+    // context, and the patient picker of a standalone launch each time).
+    loadExistingGrant: async (ctx: { oidc: { result?: { consent?: { grantId?: string } }; provider: Provider } }) => {
+      const grantId = ctx.oidc.result?.consent?.grantId
+      return grantId ? ctx.oidc.provider.Grant.find(grantId) : undefined
+    },
     // SMART: online_access asks for a refresh token too, and no client has to send prompt=consent.
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }, code: { scopes: Set<string> }) =>
       client.grantTypeAllowed('refresh_token') && (code.scopes.has('offline_access') || code.scopes.has('online_access')),
@@ -202,32 +203,14 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     // oidc-provider repeats an unrotated refresh token; EHRs that keep it usually send none.
     if (grantType === 'refresh_token' && !options.rotateRefreshTokens) delete (ctx.body as { refresh_token?: unknown }).refresh_token
     const grantId = ctx.oidc?.entities.Grant?.jti
-    const context = grantId ? grantContexts.get(grantId) : undefined
+    const context = grantId ? grants.get(grantId)?.context : undefined
     if (context) Object.assign(ctx.body, launchContextFields(context))
   })
-
-  async function interaction(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const details = await provider.interactionDetails(req, res)
-    if (options.faults.authorize === 'deny') {
-      const denied = { error: 'access_denied', error_description: 'The user denied the authorization request' }
-      await provider.interactionFinished(req, res, denied, { mergeWithLastSubmission: false })
-      return
-    }
-    // A new grant per authorization, so that each launch keeps its own context across refreshes.
-    const grant = new provider.Grant({ accountId: practitionerId, clientId: String(details.params.client_id) })
-    grant.addOIDCScope(String(details.params.scope ?? ''))
-    const grantId = await grant.save()
-    const launch = details.params.launch
-    const context = typeof launch === 'string' ? launches.get(launch) : undefined
-    if (context) grantContexts.set(grantId, context)
-    const result = { login: { accountId: practitionerId }, consent: { grantId } }
-    await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false })
-  }
 
   async function validateAccessToken(value: string): Promise<TokenInfo | null> {
     const token = await provider.AccessToken.find(value).catch(() => undefined)
     if (!token || token.isExpired || expiredAccessTokens.has(token.jti)) return null
-    return { scope: token.scope ?? '', clientId: token.clientId, context: grantContexts.get(token.grantId) ?? null }
+    return { scope: token.scope ?? '', clientId: token.clientId, patient: grants.get(token.grantId)?.patient ?? null }
   }
 
   function expireAccessTokens(): void {
@@ -238,7 +221,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
   const endpoint = (path: string) => `${options.issuer}${path}`
   return {
     handler: provider.callback(),
-    interaction,
+    interaction: createInteraction({ provider, store: options.store, users: options.users, launches, grants, faults: options.faults }),
     validateAccessToken,
     expireAccessTokens,
     endpoints: {

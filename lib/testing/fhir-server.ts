@@ -102,7 +102,7 @@ export function createFhirRouter(options: FhirServerOptions): Router {
       send(res, outcome(401, 'login', token === null ? 'Bearer access token required' : 'Access token invalid or expired'))
       return
     }
-    res.locals.access = { scope: info.scope, patient: info.context?.patient ?? null } satisfies FhirAccess
+    res.locals.access = { scope: info.scope, patient: info.patient } satisfies FhirAccess
     next()
   })
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FhirResource } from './seed-data'
 
 /** The resource types the mock FHIR server serves. */
-export const RESOURCE_TYPES = ['Patient', 'Practitioner', 'Encounter', 'Observation', 'Condition', 'MedicationRequest'] as const
+export const RESOURCE_TYPES = ['Patient', 'Practitioner', 'RelatedPerson', 'Encounter', 'Observation', 'Condition', 'MedicationRequest'] as const
 
 export function isResourceType(type: string): boolean {
   return (RESOURCE_TYPES as readonly string[]).includes(type)

@@ -6,11 +6,12 @@ export interface LaunchAsOptions {
   launchPath?: string
 }
 
-function expectRedirect(step: string, res: { status: number; headers: Record<string, string>; text?: string }): string {
+/** The Location of an app's 302 answer; anything else fails with the step and what the app answered. */
+export function expectRedirect(helper: string, step: string, res: { status: number; headers: Record<string, string>; text?: string }): string {
   const location = res.headers.location
   if (res.status !== 302 || !location) {
     const body = (res.text ?? '').slice(0, 300)
-    throw new Error(`launchAs: ${step} answered ${res.status} instead of a redirect${body ? `: ${body}` : ''}`)
+    throw new Error(`${helper}: ${step} answered ${res.status} instead of a redirect${body ? `: ${body}` : ''}`)
   }
   return location
 }
@@ -30,10 +31,10 @@ export async function launchAs(agent: Agent, ehr: MockEhr, context: LaunchContex
   const launchPath = options.launchPath ?? '/launch'
   const ehrLaunch = new URL(ehr.launchUrl('http://app.invalid/', context))
   const launched = await agent.get(`${launchPath}${launchPath.includes('?') ? '&' : '?'}${ehrLaunch.search.slice(1)}`)
-  const authorizationUrl = expectRedirect(`GET ${launchPath}`, launched)
+  const authorizationUrl = expectRedirect('launchAs', `GET ${launchPath}`, launched)
   const back = await ehr.authorize(authorizationUrl)
   const called = await agent.get(`${back.pathname}${back.search}`)
-  const landing = expectRedirect(`GET ${back.pathname}`, called)
+  const landing = expectRedirect('launchAs', `GET ${back.pathname}`, called)
   const patient = new URL(landing, 'http://app.invalid').searchParams.get('patient') ?? context.patient
   return { patient }
 }

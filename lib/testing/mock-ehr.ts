@@ -2,15 +2,17 @@ import { randomBytes } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express, { type NextFunction, type Request, type Response } from 'express'
-import { createAuthorizationServer, INTERACTION_PATH } from './authorization-server'
-import { checkAppLaunchUrl, createEhrHome } from './ehr-home'
+import { createAuthorizationServer } from './authorization-server'
+import { checkAppUrl, createEhrHome } from './ehr-home'
 import { faultInjector } from './faults'
 import { createFhirRouter } from './fhir-server'
 import { FhirStore } from './fhir-store'
-import { DEFAULT_PRACTITIONER_ID, PRACTITIONER_NAME, seedResources } from './seed-data'
+import { INTERACTION_PATH } from './interaction'
+import { DEFAULT_PRACTITIONER_ID, seedResources } from './seed-data'
 import { capabilityStatement, smartConfiguration, type SmartEndpoints } from './smart-configuration'
 import type { FhirLogEntry, LaunchContext, MockEhr, MockEhrClient, MockEhrFaults, MockEhrOptions, MockEhrStats } from './types'
 import { createUserAgent } from './user-agent'
+import { createUsers } from './users'
 
 const DEFAULT_CLIENTS: MockEhrClient[] = [{ clientId: 'mock-app', type: 'public' }]
 const DEFAULT_REFRESH_TOKEN_TTL = 14 * 24 * 3600
@@ -34,10 +36,14 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
 /**
  * Starts a mock SMART on FHIR EHR on 127.0.0.1: an oidc-provider authorization server configured
  * for SMART App Launch 2.x, `.well-known/smart-configuration`, and a small seeded FHIR R4 server.
- * Login and consent are approved automatically as the configured practitioner.
+ * Login and consent are approved automatically as the configured practitioner (or, through
+ * `authorize()`'s `user` option, as a patient or a related person). An EHR launch gets the context of
+ * its launch id; a standalone launch (no `launch` parameter) asking for `launch/patient` shows the
+ * practitioner a patient picker, and the token response then carries the chosen `patient`.
  *
- * Seed patients: `patient-1` (encounter `patient-1-encounter-1`), `patient-2`, `patient-3`.
- * Its home page (`GET /`) lists them, each with a "Launch" link to `appLaunchUrl` when that is set.
+ * Seed patients: `patient-1` (encounter `patient-1-encounter-1`), `patient-2`, `patient-3`, each with a
+ * RelatedPerson `<patient>-related-person`. Its home page (`GET /`) lists the patients, each with a
+ * "Launch" link to `appLaunchUrl` when that is set, and links to `appLoginUrl` (standalone) when that is.
  *
  * @example
  * ```ts
@@ -47,6 +53,8 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * const callback = await ehr.authorize(authorizationUrl)   // http://127.0.0.1:3000/callback?code=...&state=...&iss=...
  * // ...let the app handle the callback
  * expect(ehr.stats.codeGrants).toBe(1)
+ * // standalone: the app sent no launch and asked for launch/patient; choose at the patient picker
+ * const back = await ehr.authorize(standaloneAuthorizationUrl, { patient: 'patient-2' })
  * await ehr.close()
  * ```
  */
@@ -58,7 +66,8 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
   const practitionerId = options.practitionerId ?? DEFAULT_PRACTITIONER_ID
   const clients = options.clients ?? DEFAULT_CLIENTS
   if (clients.length === 0) throw new TypeError('createMockEhr: clients must not be empty')
-  const appLaunchUrl = checkAppLaunchUrl(options.appLaunchUrl)
+  const appLaunchUrl = checkAppUrl('appLaunchUrl', options.appLaunchUrl)
+  const appLoginUrl = checkAppUrl('appLoginUrl', options.appLoginUrl)
 
   const app = express()
   const server = createServer(app)
@@ -73,6 +82,12 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
   const launches = new Map<string, LaunchContext>()
   const hanging = new Set<Response>()
   let current = faults
+  const store = new FhirStore(seedResources(practitionerId))
+  const users = createUsers({
+    store,
+    practitionerId,
+    fhirUser: (reference) => (options.fhirUserRelative ? reference : `${fhirBase}/${reference}`),
+  })
 
   const auth = await createAuthorizationServer({
     issuer,
@@ -81,9 +96,8 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
     accessTokenTtlSeconds,
     refreshTokenTtlSeconds,
     rotateRefreshTokens,
-    practitionerId,
-    practitionerName: PRACTITIONER_NAME,
-    fhirUser: options.fhirUserRelative ? `Practitioner/${practitionerId}` : `${fhirBase}/Practitioner/${practitionerId}`,
+    store,
+    users,
     launches,
     stats,
     // Read through a getter: tests may replace the whole `faults` object.
@@ -91,7 +105,6 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
   })
   const endpoints: SmartEndpoints = { issuer, fhirBase, ...auth.endpoints }
   const inject = (kind: 'discovery' | 'token' | 'fhir' | 'jwks') => faultInjector(() => current[kind], hanging)
-  const store = new FhirStore(seedResources(practitionerId))
 
   function launchUrl(appUrl: string, context: LaunchContext): string {
     if (typeof context?.patient !== 'string' || context.patient === '') {
@@ -116,7 +129,10 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
   app.get('/oauth/jwks', inject('jwks'))
   app.post('/oauth/token', inject('token'))
   app.get(`${INTERACTION_PATH}/:uid`, (req: Request, res: Response, next: NextFunction) => {
-    auth.interaction(req, res).catch(next)
+    auth.interaction.show(req, res).catch(next)
+  })
+  app.post(`${INTERACTION_PATH}/:uid`, express.urlencoded({ extended: false, limit: '4kb' }), (req: Request, res: Response, next: NextFunction) => {
+    auth.interaction.answer(req, res).catch(next)
   })
   app.use('/fhir', createFhirRouter({
     base: fhirBase,
@@ -128,7 +144,7 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
     injectFault: inject('fhir'),
   }))
   app.use('/oauth', auth.handler)
-  app.use(createEhrHome({ store, practitionerId, appLaunchUrl, launchUrl }))
+  app.use(createEhrHome({ store, practitionerId, fhirBase, appLaunchUrl, appLoginUrl, launchUrl }))
 
   const authorize = createUserAgent(origin)
 

@@ -1,4 +1,7 @@
-/** Deterministic seed data of the mock EHR: one practitioner, three patients with an encounter, vital signs, conditions and medications each. */
+/**
+ * Deterministic seed data of the mock EHR: one practitioner, three patients with an encounter, vital signs,
+ * conditions and medications each, and a RelatedPerson per patient (who may sign in on the patient's behalf).
+ */
 
 export type FhirResource = { resourceType: string; id: string; [key: string]: unknown }
 
@@ -17,6 +20,7 @@ interface PatientSeed {
   conditions: Array<[code: string, display: string, onset: string]>
   medications: Array<[rxnorm: string, display: string, dosage: string]>
   vitals: { heartRate: number; systolic: number; diastolic: number; weightKg: number; weightTrend: number }
+  relatedPerson: { given: string; family: string; gender: 'male' | 'female'; relationship: [code: string, display: string] }
 }
 
 const PATIENTS: PatientSeed[] = [
@@ -26,6 +30,7 @@ const PATIENTS: PatientSeed[] = [
     conditions: [['38341003', 'Hypertensive disorder', '2019-03-11'], ['195967001', 'Asthma', '2002-06-01']],
     medications: [['314076', 'lisinopril 10 MG Oral Tablet', 'One tablet by mouth daily'], ['745679', 'albuterol 0.09 MG/ACTUAT Metered Dose Inhaler', 'Two puffs every 4 hours as needed']],
     vitals: { heartRate: 72, systolic: 138, diastolic: 88, weightKg: 68.2, weightTrend: -0.3 },
+    relatedPerson: { given: 'Mark', family: 'Shaw', gender: 'male', relationship: ['SPS', 'spouse'] },
   },
   {
     id: 'patient-2', given: ['Daniel', 'X.'], family: 'Adams', gender: 'male', birthDate: '1952-11-04',
@@ -33,6 +38,7 @@ const PATIENTS: PatientSeed[] = [
     conditions: [['44054006', 'Diabetes mellitus type 2', '2011-09-23'], ['55822004', 'Hyperlipidemia', '2013-01-17'], ['49436004', 'Atrial fibrillation', '2020-05-30']],
     medications: [['860975', 'metformin 500 MG Oral Tablet', 'One tablet by mouth twice daily'], ['617312', 'atorvastatin 40 MG Oral Tablet', 'One tablet by mouth at bedtime'], ['1364430', 'apixaban 5 MG Oral Tablet', 'One tablet by mouth twice daily']],
     vitals: { heartRate: 84, systolic: 128, diastolic: 79, weightKg: 91.5, weightTrend: 0.4 },
+    relatedPerson: { given: 'Laura', family: 'Adams', gender: 'female', relationship: ['DAU', 'natural daughter'] },
   },
   {
     id: 'patient-3', given: ['Rosa'], family: 'Martinez', gender: 'female', birthDate: '2009-07-13',
@@ -40,6 +46,7 @@ const PATIENTS: PatientSeed[] = [
     conditions: [['35489007', 'Depressive disorder', '2023-10-02'], ['427679007', 'Allergic rhinitis', '2016-04-18']],
     medications: [['312938', 'sertraline 50 MG Oral Tablet', 'One tablet by mouth daily'], ['1014678', 'cetirizine 10 MG Oral Tablet', 'One tablet by mouth daily in spring']],
     vitals: { heartRate: 78, systolic: 112, diastolic: 70, weightKg: 52.0, weightTrend: 0.5 },
+    relatedPerson: { given: 'Elena', family: 'Martinez', gender: 'female', relationship: ['MTH', 'mother'] },
   },
 ]
 
@@ -111,6 +118,20 @@ function patient(seed: PatientSeed, practitionerId: string): FhirResource {
   }
 }
 
+/** `<patient id>-related-person`: someone close to the patient with access to their record (a proxy). */
+function relatedPerson(seed: PatientSeed): FhirResource {
+  const { given, family, gender, relationship: [code, display] } = seed.relatedPerson
+  return {
+    resourceType: 'RelatedPerson',
+    id: `${seed.id}-related-person`,
+    active: true,
+    patient: { reference: `Patient/${seed.id}` },
+    relationship: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-RoleCode', code, display }] }],
+    name: [{ use: 'official', family, given: [given] }],
+    gender,
+  }
+}
+
 function clinical(seed: PatientSeed, practitionerId: string): FhirResource[] {
   const subject = { reference: `Patient/${seed.id}` }
   const encounter: FhirResource = {
@@ -144,7 +165,7 @@ function clinical(seed: PatientSeed, practitionerId: string): FhirResource[] {
     requester: { reference: `Practitioner/${practitionerId}` },
     dosageInstruction: [{ text: dosage }],
   }))
-  return [encounter, ...conditions, ...medications, ...vitalSigns(seed)]
+  return [encounter, relatedPerson(seed), ...conditions, ...medications, ...vitalSigns(seed)]
 }
 
 /** A fresh copy of the seed for one mock EHR instance, so that writes never leak between instances. */

@@ -14,11 +14,14 @@ export interface SmartEndpoints {
 
 const CAPABILITIES = [
   'launch-ehr',
+  'launch-standalone',
   'client-public',
   'client-confidential-symmetric',
   'client-confidential-asymmetric',
   'context-ehr-patient',
   'context-ehr-encounter',
+  'context-standalone-patient',
+  'context-passthrough-banner',
   'sso-openid-connect',
   'permission-offline',
   'permission-online',

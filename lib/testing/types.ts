@@ -44,9 +44,12 @@ export interface MockEhrOptions {
    * token stays valid and refresh answers carry none (as several EHRs do); the app keeps its own.
    */
   rotateRefreshTokens?: boolean
-  /** The practitioner who "logs in" and approves every authorization. Default `smart-practitioner-1`. */
+  /**
+   * The practitioner who "logs in" and approves every authorization, unless `authorize()` signs in a
+   * patient or a related person instead (see {@link AuthorizeOptions.user}). Default `smart-practitioner-1`.
+   */
   practitionerId?: string
-  /** `fhirUser` as `Practitioner/<id>` instead of an absolute URL on the FHIR base. */
+  /** The id_token's `fhirUser` as `Practitioner/<id>` (`Patient/<id>`, ...) instead of an absolute URL on the FHIR base. */
   fhirUserRelative?: boolean
   /** Default: a free port. */
   port?: number
@@ -56,6 +59,42 @@ export interface MockEhrOptions {
    * `appLaunchUrl?iss=...&launch=...`. Without it the page lists patients only.
    */
   appLaunchUrl?: string
+  /**
+   * The registered app's standalone login URL (its `smartLogin()` route, e.g. `http://127.0.0.1:3000/login`).
+   * The EHR home page then shows an "Open the app outside the EHR (standalone)" link to
+   * `appLoginUrl?iss=<FHIR base>`.
+   */
+  appLoginUrl?: string
+}
+
+/**
+ * Who signs in at the mock EHR's authorization server when {@link MockEhr.authorize} plays the browser:
+ * - `'practitioner'` (default): the practitioner of `MockEhrOptions.practitionerId`; id_token `fhirUser`
+ *   `Practitioner/<id>`. A standalone launch asking for `launch/patient` shows them the patient picker.
+ * - `'patient'`: the patient named by `AuthorizeOptions.patient` themselves (a patient portal login);
+ *   `fhirUser` `Patient/<id>`. No picker: the launch context is their own record.
+ * - `'related-person'`: the seeded RelatedPerson of that patient (`<patient>-related-person`, e.g. a
+ *   parent), signing in on the patient's behalf; `fhirUser` `RelatedPerson/<id>`. No picker either.
+ *
+ * Patient and related-person logins see only that patient's compartment at the FHIR server, whatever
+ * the scopes. `fhirUser` is absolute on the FHIR base unless `fhirUserRelative`.
+ */
+export type MockEhrUser = 'practitioner' | 'patient' | 'related-person'
+
+/** How {@link MockEhr.authorize} answers at the authorization server. */
+export interface AuthorizeOptions {
+  /**
+   * The patient of this authorization. Signed in as the practitioner: the patient to choose at the
+   * patient picker, which the EHR shows for a standalone launch (no `launch` parameter) whose scope asks
+   * for `launch/patient`; `authorize()` fails if the picker does not list this patient, or if no picker
+   * came and the EHR issued a code anyway. Signed in as `'patient'` or `'related-person'`: whose login it
+   * is (required then).
+   */
+  patient?: string
+  /** Who signs in. Default `'practitioner'`. */
+  user?: MockEhrUser
+  /** Answer "Deny" at the patient picker: the app gets `error=access_denied`. */
+  deny?: boolean
 }
 
 export interface MockEhrStats {
@@ -88,8 +127,20 @@ export interface MockEhr {
   readonly issuer: string
   /** Mints a launch id bound to `context` and returns `appLaunchUrl?iss=...&launch=...`. */
   launchUrl(appLaunchUrl: string, context: LaunchContext): string
-  /** Plays the user's browser: follows the authorization flow and resolves with the redirect back to the app. */
-  authorize(authorizationUrl: string): Promise<URL>
+  /**
+   * Plays the user's browser: follows the authorization flow and resolves with the redirect back to the
+   * app (never requested). Without options it signs in as the practitioner and fails at a patient picker,
+   * saying that a patient must be picked; see {@link AuthorizeOptions}.
+   *
+   * @example
+   * ```ts
+   * // a standalone launch: the app asked for launch/patient and sent no launch parameter
+   * const back = await ehr.authorize(authorizationUrl, { patient: 'patient-2' })      // picks patient-2
+   * const denied = await ehr.authorize(authorizationUrl, { deny: true })              // ?error=access_denied
+   * const portal = await ehr.authorize(authorizationUrl, { user: 'patient', patient: 'patient-2' })
+   * ```
+   */
+  authorize(authorizationUrl: string, options?: AuthorizeOptions): Promise<URL>
   /** Makes every access token issued so far invalid at the FHIR server (401). */
   expireAccessTokens(): void
   readonly stats: MockEhrStats
