@@ -1,10 +1,10 @@
 import { join } from 'node:path'
-import express, { type Express } from 'express'
+import express, { type Express, type NextFunction, type Request, type Response } from 'express'
 import session, { MemoryStore, type Store } from 'express-session'
 import { RedisStore } from 'connect-redis'
 import { createClient } from 'redis'
 import {
-  failFastStore, requireSmartContext, smartCallback, smartErrorHandler, smartLaunch, smartLogout, type SmartMiddlewareOptions,
+  failFastStore, isSmartError, requireSmartContext, smartCallback, smartErrorHandler, smartLaunch, smartLogin, smartLogout, type SmartMiddlewareOptions,
 } from 'express-smart-on-fhir'
 import { clinicalApi } from './clinical-api'
 import type { ExampleSettings } from './settings'
@@ -19,7 +19,8 @@ async function sessionStore(redisUrl: string | undefined): Promise<{ store: Stor
 
 /**
  * The example clinician app: express-session (memory, or Redis with REDIS_URL), the SMART middlewares in
- * multi-launch mode (launch, callback, logout), the page's JSON API behind requireSmartContext, and the page.
+ * multi-launch mode (EHR launch, standalone login, callback, logout), the page's JSON API behind
+ * requireSmartContext, and the page.
  */
 export async function createExampleApp(settings: ExampleSettings): Promise<{ app: Express; close: () => Promise<void> }> {
   const { store, close } = await sessionStore(settings.redisUrl)
@@ -49,7 +50,15 @@ export async function createExampleApp(settings: ExampleSettings): Promise<{ app
     cookie: { httpOnly: true, sameSite: 'lax', secure: settings.publicUrl.startsWith('https:') },
   }))
   app.get('/launch', smartLaunch(smart))
+  // Opened outside the EHR: "Sign in with <EHR>" starts a standalone launch (the EHR's patient picker).
+  app.get('/login', smartLogin(smart))
+  app.get('/ehrs', (_req, res) => void res.json(settings.issuers.map((iss) => ({ iss, name: `the EHR at ${new URL(iss).host}` }))))
   app.get('/callback', smartCallback(smart))
+  // A refused or failed launch comes back to the page, which says what happened (the browser is not an API client).
+  app.use(['/callback', '/login', '/launch'], (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (!isSmartError(err) || res.headersSent) return next(err)
+    res.redirect(303, `/?error=${encodeURIComponent(err.code)}`)
+  })
   app.post('/logout', smartLogout(smart))
   app.use('/api', requireSmartContext(smart), clinicalApi())
   app.use(express.static(join(__dirname, 'public')))

@@ -5,8 +5,9 @@ import { createExampleApp } from './server'
 import { settingsFromEnv } from './settings'
 
 /**
- * `npm start`: the built-in mock EHR and the example app, both on 127.0.0.1. Open the EHR's URL and
- * launch a patient; each launch opens the app in a new tab. PORT (default 3000) and EHR_PORT (default:
+ * `npm start`: the built-in mock EHR and the example app, both on 127.0.0.1. Two ways in: open the EHR's
+ * URL and launch a patient (each launch opens the app in a new tab), or open the app and sign in with the
+ * EHR, which asks for a patient (standalone launch). PORT (default 3000) and EHR_PORT (default:
  * a free port) choose the ports; ACCESS_TOKEN_TTL the mock's token lifetime in seconds.
  */
 async function main(): Promise<void> {
@@ -16,13 +17,14 @@ async function main(): Promise<void> {
   const publicUrl = process.env.APP_URL ?? `http://127.0.0.1:${port}`
   const ehr = await createMockEhr({
     appLaunchUrl: `${publicUrl}/launch`,
+    appLoginUrl: `${publicUrl}/login`,
     port: Number(process.env.EHR_PORT ?? 0),
     accessTokenTtlSeconds: Number(process.env.ACCESS_TOKEN_TTL ?? 3600),
   })
   const { app, close } = await createExampleApp(settingsFromEnv(process.env, { issuers: [ehr.iss], publicUrl, allowHttpIssuer: true }))
   server.on('request', app)
-  console.log(`Mock EHR:    ${new URL('/', ehr.iss).href}   <- open this and click "Launch"`)
-  console.log(`Example app: ${publicUrl}/ (sessions in ${process.env.REDIS_URL ? 'Redis' : 'memory'})`)
+  console.log(`Mock EHR:    ${new URL('/', ehr.iss).href}   <- EHR launch: open this and click "Launch"`)
+  console.log(`Example app: ${publicUrl}/   <- standalone: open this and click "Sign in with the EHR" (sessions in ${process.env.REDIS_URL ? 'Redis' : 'memory'})`)
   const stop = async () => {
     server.closeAllConnections()
     server.close()

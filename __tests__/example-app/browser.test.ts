@@ -87,6 +87,53 @@ describe.each(sessionKinds)('the example app in Chromium, sessions in %s', (kind
   })
 })
 
+describe.each(sessionKinds)('standalone launch in Chromium, sessions in %s', (_kind, url) => {
+  let example: RunningExample
+  beforeAll(async () => (example = await startExample({ redisUrl: url })))
+  afterAll(() => example.close())
+
+  it('the app opened directly offers "Sign in with the EHR"; the EHR\'s picker chooses the patient the app then shows', async () => {
+    const context = await browser.newContext()
+    try {
+      const page = await context.newPage()
+      await page.goto(example.appUrl)
+      await page.waitForSelector('#relaunch', { state: 'visible' })
+      await Promise.all([page.waitForURL((url) => url.origin === new URL(example.ehr.issuer).origin), page.click('a.sign-in-link')])
+      await page.waitForSelector('tr[data-patient-id="patient-2"] button.choose')
+      expect((await page.locator('body').innerText()).toLowerCase()).toContain(FAMILY['patient-3'])
+      await page.click('tr[data-patient-id="patient-2"] button.choose')
+      expect(await bannerOf(page)).toMatchObject({ id: 'patient-2', text: expect.stringContaining(FAMILY['patient-2']) })
+      await page.reload()
+      expect((await bannerOf(page)).id).toBe('patient-2')
+      // An EHR launch of another patient in a second tab keeps both.
+      const ehrPage = await context.newPage()
+      await ehrPage.goto(example.ehrHome)
+      const tab = await launchFromEhr(context, ehrPage, 'patient-1')
+      expect((await bannerOf(tab)).id).toBe('patient-1')
+      await page.reload()
+      expect((await bannerOf(page)).id).toBe('patient-2')
+    } finally {
+      await context.close()
+    }
+  })
+
+  it('"Deny" at the picker brings the user back to the page, which says so and shows no patient', async () => {
+    const context = await browser.newContext()
+    try {
+      const page = await context.newPage()
+      await page.goto(example.appUrl)
+      await Promise.all([page.waitForURL((url) => url.origin === new URL(example.ehr.issuer).origin), page.click('a.sign-in-link')])
+      await page.click('button.deny')
+      await page.waitForSelector('#relaunch[data-reason="failed"]', { state: 'visible' })
+      expect(await page.locator('#relaunch').innerText()).toContain('AUTHORIZATION_DENIED')
+      expect(new URL(page.url()).searchParams.has('error')).toBe(false)
+      expect(await page.locator('body').innerText()).not.toMatch(/shaw|adams|martinez/i)
+    } finally {
+      await context.close()
+    }
+  })
+})
+
 describe.each(sessionKinds)('two EHRs launching the same patient id, sessions in %s', (_kind, url) => {
   let example: RunningExample
   beforeAll(async () => (example = await startExample({ redisUrl: url, twoEhrs: true })))

@@ -20,7 +20,7 @@ export async function startExample(
   const server = createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const ehr = await createMockEhr({ appLaunchUrl: `${appUrl}/launch`, accessTokenTtlSeconds: opts.accessTokenTtlSeconds })
+  const ehr = await createMockEhr({ appLaunchUrl: `${appUrl}/launch`, appLoginUrl: `${appUrl}/login`, accessTokenTtlSeconds: opts.accessTokenTtlSeconds })
   const other = opts.twoEhrs ? await createMockEhr({ appLaunchUrl: `${appUrl}/launch` }) : undefined
   const { app, close } = await createExampleApp({
     publicUrl: appUrl,

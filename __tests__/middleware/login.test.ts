@@ -3,7 +3,7 @@
 import type { Store } from 'express-session'
 import request from 'supertest'
 import { expressSessionStorage } from '../../lib'
-import { createMockEhr, type MockEhr } from '../../lib/testing'
+import { createMockEhr, launchAs, loginAs, type MockEhr } from '../../lib/testing'
 import { pathOf, recordingStorage, testApp } from '../helpers/app'
 import { storeKinds } from '../helpers/stores'
 
@@ -63,6 +63,50 @@ describe.each(storeKinds())('smartLogin over %s', (_name, kind) => {
     const context = await agent.get('/api/context').set('X-Active-Patient', selector).expect(200)
     expect(context.body).toMatchObject({ patient: null, fhirServer: ehr.iss, user: { resourceType: 'Practitioner' } })
     expect(context.headers['x-smart-patient']).toBeUndefined()
+  })
+
+  it.each([['single-launch', false], ['multi-launch', true]] as const)('%s: the patient chosen at the EHR\'s picker is the launch\'s patient, with its FHIR data and no other', async (_mode, multi) => {
+    const agent = request.agent(testApp({ store, options: { enableMultiLaunch: multi } }))
+    const { patient } = await loginAs(agent, ehr, { patient: 'patient-2' })
+    expect(patient).toBe('patient-2')
+    const context = await agent.get('/api/context').set('X-Active-Patient', patient!).expect(200)
+    expect(context.body).toMatchObject({ patient: { id: 'patient-2' }, encounter: null, needPatientBanner: true, fhirServer: ehr.iss })
+    expect((await agent.get('/api/patient').set('X-Active-Patient', patient!).expect(200)).body.id).toBe('patient-2')
+    expect((await agent.get('/api/fhir?path=Patient/patient-1').set('X-Active-Patient', patient!)).status).toBe(403)
+  })
+
+  it('multi-launch: standalone logins and EHR launches add launches under the same identity rules', async () => {
+    const agent = request.agent(testApp({ store, options: { enableMultiLaunch: true } }))
+    expect((await loginAs(agent, ehr, { patient: 'patient-1' })).patient).toBe('patient-1')
+    expect((await launchAs(agent, ehr, { patient: 'patient-3' })).patient).toBe('patient-3')
+    // The same EHR and patient again: the same launch identity, the same value.
+    expect((await launchAs(agent, ehr, { patient: 'patient-1' })).patient).toBe('patient-1')
+    for (const patient of ['patient-1', 'patient-3']) {
+      expect((await agent.get('/api/context').set('X-Active-Patient', patient).expect(200)).body.patient.id).toBe(patient)
+    }
+    await agent.get('/api/context').expect(400)
+  })
+
+  it.each([['patient', 'Patient', 'patient-2'], ['related-person', 'RelatedPerson', 'patient-3-related-person']] as const)(
+    'a patient-facing login (%s): req.smart.user is a %s; the context is the patient',
+    async (user, resourceType, userId) => {
+      const agent = request.agent(testApp({ store, options: { enableMultiLaunch: true } }))
+      const patientId = user === 'patient' ? 'patient-2' : 'patient-3'
+      const { patient } = await loginAs(agent, ehr, { patient: patientId, user })
+      const context = await agent.get('/api/context').set('X-Active-Patient', patient!).expect(200)
+      expect(context.body.user).toMatchObject({ resourceType, id: userId })
+      expect(context.body.patient.id).toBe(patientId)
+    },
+  )
+
+  it('S13 a denial at the picker is AUTHORIZATION_DENIED, no code exchange', async () => {
+    const agent = request.agent(testApp({ store, jsonErrors: true }))
+    const login = await agent.get(`/login?iss=${encodeURIComponent(ehr.iss)}`).expect(302)
+    const back = await ehr.authorize(login.headers.location, { deny: true })
+    const grants = ehr.stats.codeGrants
+    const res = await agent.get(pathOf(back))
+    expect({ status: res.status, code: res.body.code }).toEqual({ status: 403, code: 'AUTHORIZATION_DENIED' })
+    expect(ehr.stats.codeGrants).toBe(grants)
   })
 
   it('S13 a denial at the EHR is AUTHORIZATION_DENIED, no code exchange, nothing stored', async () => {

@@ -95,12 +95,22 @@ function showState(state) {
   document.body.setAttribute('data-state', state)
 }
 
-/** The relaunch state; `reason` 'closed' when the user closed the patient. */
+/** The relaunch state; `reason` 'closed' when the user closed the patient. Offers a standalone sign-in too. */
 function showRelaunch(reason = 'ended') {
   clearPatientData()
   $('relaunch').setAttribute('data-reason', reason)
   document.title = 'Launch again — Clinician view'
   showState('relaunch')
+  showSignIn()
+}
+
+/** "Sign in with <EHR>": a standalone launch; the EHR asks which patient, the callback brings it to this page. */
+async function showSignIn() {
+  const ehrs = await fetch('/ehrs', { headers: { Accept: 'application/json' } }).then((r) => (r.ok ? r.json() : []), () => [])
+  if (!Array.isArray(ehrs) || ehrs.length === 0) return
+  $('sign-in-links').replaceChildren(...ehrs.map((ehr) =>
+    el('li', {}, el('a', { class: 'button sign-in-link', href: '/login?iss=' + encodeURIComponent(ehr.iss) }, 'Sign in with ' + ehr.name))))
+  $('sign-in').hidden = false
 }
 
 function showError(error) {
@@ -219,8 +229,24 @@ async function load(patient) {
   }
 }
 
+/** A launch that failed at the EHR or the callback comes back as `?error=<code>`: say so, then forget it. */
+function takeLaunchError() {
+  const url = new URL(window.location.href)
+  const code = url.searchParams.get('error')
+  if (!code) return null
+  url.searchParams.delete('error')
+  history.replaceState(history.state, '', url.pathname + url.search + url.hash)
+  return code.replace(/[^A-Z_]/g, '')
+}
+
 function start() {
+  const failed = takeLaunchError()
   const patient = takeActivePatient()
+  if (failed) {
+    $('relaunch').querySelector('[data-field="error-code"]').textContent = failed
+    showRelaunch('failed')
+    return
+  }
   if (!patient) {
     showRelaunch()
     return
