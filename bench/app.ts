@@ -145,6 +145,11 @@ async function main(): Promise<void> {
       const entries = memory ? Object.keys((memory as unknown as { sessions: Record<string, string> }).sessions).length : null
       return { heapUsed: process.memoryUsage().heapUsed, storeEntries: entries }
     },
+    /** CPU time (user + system) this process has used, in microseconds. */
+    cpu: () => {
+      const { user, system } = process.cpuUsage()
+      return user + system
+    },
     advanceClock: ({ seconds }: { seconds: number }) => void (clockOffsetMs += seconds * 1000),
     errors: (): AppErrors => ({ count: errorCount, first: errorsSeen }),
   }, { port, pid: process.pid } satisfies AppHello)

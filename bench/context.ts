@@ -18,7 +18,7 @@ export interface BenchOptions {
   herdRequests: number
   /** Sessions launched for the MemoryStore heap measurement. */
   memorySessions: number
-  /** Scenarios to run: a (protected vs session read and fhirclient), c (launch), d (herd), e (footprint). */
+  /** Scenarios to run: a (protected vs session-read and fhirclient), c (launch), d (herd), e (footprint). */
   only: Set<string>
   /** Where results.json and RESULTS.md go (null: not written). */
   outDir: string | null

@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import type { BenchOptions, Check } from './context'
 import type { MemoryFootprint, RedisFootprint } from './footprint'
 import type { HerdResults } from './herd'
+import type { Comparison, PairStats } from './compare'
 import type { LaunchComparison, ProtectedComparison } from './throughput'
 
 export interface Measurements {
@@ -59,18 +60,62 @@ export function describeMachine(startedAt: Date, loadAtStart: number[]): Machine
 
 const round3 = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? null : Number(x.toFixed(3)))
 
+type Store = 'memory' | 'redis'
+type PairRun = { routes: Comparison; stats: PairStats }
+
+interface Pair {
+  /** The results.json key of the pair's ratio. */
+  key: string
+  store: Store
+  label: string
+  a: string
+  b: string
+  of: (m: Measurements) => PairRun | undefined
+}
+
+function overBothStores(key: string, label: string, a: string, b: string, of: (m: Measurements, store: Store) => PairRun | undefined): Pair[] {
+  return (['memory', 'redis'] as const).map((store) => ({ key, label, a, b, store, of: (m: Measurements) => of(m, store) }))
+}
+
+const protectedRun = (m: Measurements, store: Store) => (store === 'memory' ? m.protectedMemory : m.protectedRedis)
+const launchRun = (m: Measurements, store: Store) => (store === 'memory' ? m.launchMemory : m.launchRedis)
+
+/** The pairs of the issue, ours (a) first, each over MemoryStore then Redis. */
+const PAIRS: Pair[] = [
+  ...overBothStores('protected_vs_session_baseline', 'protected vs session-read', 'protected', 'session-read',
+    (m, store) => { const run = protectedRun(m, store); return run && { routes: run.routes, stats: run.vsSessionRead } }),
+  ...overBothStores('protected_vs_fhirclient', 'protected vs fhirclient 2.6.3', 'protected', 'fhirclient',
+    (m, store) => { const run = protectedRun(m, store); return run && { routes: run.routes, stats: run.vsFhirclient } }),
+  ...overBothStores('launch_vs_session_write_baseline', 'smartLaunch vs session-write', 'launch', 'session-write',
+    (m, store) => { const run = launchRun(m, store); return run && { routes: run.routes, stats: run.vsSessionWrite } }),
+]
+
+/** `{ key: { memory, redis } }` of one figure of every pair. */
+function byPair(m: Measurements, figure: (stats: PairStats) => number): Record<string, Record<string, number | null>> {
+  const out: Record<string, Record<string, number | null>> = {}
+  for (const pair of PAIRS) {
+    const found = pair.of(m)
+    ;(out[pair.key] ??= {})[pair.store] = found ? round3(figure(found.stats)) : null
+  }
+  return out
+}
+
 export function resultsJson(m: Measurements, opts: BenchOptions, machine: Machine, checks: Check[]): Record<string, unknown> {
+  const ratios = byPair(m, (stats) => stats.ratioOfMedians)
   const herd = m.herd?.expired
   return {
-    protected_vs_session_baseline: { memory: round3(m.protectedMemory?.ratioVsSessionRead), redis: round3(m.protectedRedis?.ratioVsSessionRead) },
-    protected_vs_fhirclient: round3(m.protectedMemory?.ratioVsFhirclient),
-    protected_vs_fhirclient_redis: round3(m.protectedRedis?.ratioVsFhirclient),
-    launch_vs_session_write_baseline: round3(m.launchMemory?.ratio),
+    protected_vs_session_baseline: ratios.protected_vs_session_baseline,
+    protected_vs_fhirclient: ratios.protected_vs_fhirclient.memory,
+    protected_vs_fhirclient_redis: ratios.protected_vs_fhirclient.redis,
+    launch_vs_session_write_baseline: ratios.launch_vs_session_write_baseline.memory,
     refresh_herd: herd ? { requests: herd.requests, refresh_grants: herd.refresh_grants, ok: herd.ok, p99_ms: round3(herd.p99Ms) } : null,
     stored_bytes_per_session: m.bytesPlain?.strlen ?? null,
     memory_bytes_per_session: m.memory ? Math.round(m.memory.bytesPerSession) : null,
     detail: {
-      launch_vs_session_write_baseline_redis: round3(m.launchRedis?.ratio),
+      ratio_of_medians: ratios,
+      per_round_ratio_median: byPair(m, (stats) => stats.perRoundRatio.median),
+      cpu_per_request_ratio: byPair(m, (stats) => stats.cpuRatio),
+      refresh_herd_expired: m.herd?.expired ?? null,
       refresh_herd_revoked: m.herd?.revoked ?? null,
       stored_bytes_per_session_encrypted: m.bytesSealed?.strlen ?? null,
       stored_memory_usage_per_session: { plain: m.bytesPlain?.memoryUsage ?? null, encrypted: m.bytesSealed?.memoryUsage ?? null },
@@ -82,7 +127,6 @@ export function resultsJson(m: Measurements, opts: BenchOptions, machine: Machin
         launch_memory: m.launchMemory ?? null,
         launch_redis: m.launchRedis ?? null,
       },
-      herd_expired: m.herd?.expired ?? null,
     },
     method: {
       rounds: opts.rounds,
@@ -91,7 +135,7 @@ export function resultsJson(m: Measurements, opts: BenchOptions, machine: Machin
       connections: opts.connections,
       herdRequests: opts.herdRequests,
       memorySessions: opts.memorySessions,
-      ratios: 'protected / baseline, medians of req/s over the rounds (> 1: the protected route is ahead)',
+      ratios: 'ours / baseline of the median req/s over the rounds (> 1: ours is ahead); cpu_per_request_ratio: baseline / ours of the median app CPU time per request (> 1: ours costs less)',
     },
     machine,
     checks,
@@ -102,17 +146,15 @@ const fmt = (x: number | undefined, digits = 0) => (x === undefined || Number.is
 
 function throughputRows(m: Measurements): string[] {
   const rows: string[] = []
-  const add = (what: string, store: string, a: string, b: string, c: { routes: Record<string, { medianRps: number; medianP99Ms: number }> } | undefined) => {
-    if (!c) return
-    const [x, y] = [c.routes[a], c.routes[b]]
-    rows.push(`| ${what} | ${store} | ${fmt(x.medianRps)} | ${fmt(y.medianRps)} | **${fmt(x.medianRps / y.medianRps, 2)}** | ${fmt(x.medianP99Ms, 2)} | ${fmt(y.medianP99Ms, 2)} |`)
+  for (const pair of PAIRS) {
+    const found = pair.of(m)
+    if (!found) continue
+    const [x, y, stats] = [found.routes[pair.a], found.routes[pair.b], found.stats]
+    const q = stats.perRoundRatio
+    rows.push(`| ${pair.label} | ${pair.store === 'memory' ? 'MemoryStore' : 'Redis'} | ${fmt(x.medianRps)} | ${fmt(y.medianRps)} | **${fmt(stats.ratioOfMedians, 2)}** | `
+      + `${fmt(q.median, 2)} (${fmt(q.p25, 2)}–${fmt(q.p75, 2)}) | ${fmt(x.medianP99Ms, 1)} | ${fmt(y.medianP99Ms, 1)} | `
+      + `${fmt(x.medianCpuUsPerRequest)} | ${fmt(y.medianCpuUsPerRequest)} | ${fmt(stats.cpuRatio, 2)} |`)
   }
-  add('protected vs session-read', 'MemoryStore', 'protected', 'session-read', m.protectedMemory)
-  add('protected vs session-read', 'Redis', 'protected', 'session-read', m.protectedRedis)
-  add('protected vs fhirclient 2.6.3', 'MemoryStore', 'protected', 'fhirclient', m.protectedMemory)
-  add('protected vs fhirclient 2.6.3', 'Redis', 'protected', 'fhirclient', m.protectedRedis)
-  add('smartLaunch vs session-write', 'MemoryStore', 'launch', 'session-write', m.launchMemory)
-  add('smartLaunch vs session-write', 'Redis', 'launch', 'session-write', m.launchRedis)
   return rows
 }
 
@@ -128,8 +170,12 @@ export function resultsMarkdown(m: Measurements, opts: BenchOptions, machine: Ma
   const rows = throughputRows(m)
   if (rows.length > 0) {
     lines.push('## Throughput', '',
-      `Each ratio is A/B of the median req/s (> 1: A is ahead). ${opts.rounds} rounds × ${opts.seconds} s per route, ${opts.connections} connections.`, '',
-      '| comparison (A vs B) | store | A req/s | B req/s | A/B | A p99 ms | B p99 ms |', '|---|---|---:|---:|---:|---:|---:|', ...rows, '')
+      `${opts.rounds} rounds × ${opts.seconds} s per route, ${opts.connections} connections. A is ours; every ratio > 1 means A is ahead.`,
+      '**A/B** is the ratio of the median req/s (the headline figure); *per round* is the median (and quartiles) of A/B within each',
+      'round, where A and B ran seconds apart; *CPU* is the app process\'s CPU time per request (median over the rounds), the figure',
+      'least moved by other work on the machine, and *CPU B/A* its ratio.', '',
+      '| comparison (A vs B) | store | A req/s | B req/s | A/B | per round A/B (quartiles) | A p99 ms | B p99 ms | A CPU µs/req | B CPU µs/req | CPU B/A |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|', ...rows, '')
   }
   if (m.herd) {
     lines.push('## Refresh herd', '', `${opts.herdRequests} requests of one session at once, split over two app processes on one Redis.`, '',
@@ -137,7 +183,8 @@ export function resultsMarkdown(m: Measurements, opts: BenchOptions, machine: Ma
     for (const [name, h] of [['access token expired (ready() refreshes)', m.herd.expired], ['access tokens revoked at the EHR (401, refresh, retry)', m.herd.revoked]] as const) {
       lines.push(`| ${name} | ${h.requests} | ${h.refresh_grants} | ${h.ok} | ${fmt(h.p99Ms, 1)} | ${fmt(h.maxMs, 1)} |`)
     }
-    lines.push('')
+    lines.push('', `In the second case every request also reads FHIR, and again after a 401 (${m.herd.revoked.fhirRequests} FHIR requests in all), so its`,
+      'latency is mostly the mock EHR\'s (one process, in the orchestrator); the first case measures the library and Redis.', '')
   }
   if (m.bytesPlain || m.bytesSealed) {
     lines.push('## Stored bytes per launched session (Redis)', '', 'Every key one launch left behind; STRLEN is the value size, MEMORY USAGE what Redis spends on the key.', '',
@@ -178,7 +225,8 @@ const METHOD = [
   '  `smartLaunch` with discovery cached, no cookie (a first visit); `session-write` = `req.session.x = Date.now()`, no cookie.',
   '- A comparison runs its routes in the same app process: a warm-up per route, then rounds in which every route runs once,',
   '  the order rotating each round (A B C, B C A, …). req/s = responses / round time; p99 = the exact 99th percentile of',
-  '  autocannon\'s per-response times in the round. Reported: medians over the rounds.',
+  '  autocannon\'s per-response times in the round; CPU = the app process\'s `process.cpuUsage()` (user + system) over the',
+  '  round / responses. Reported: medians over the rounds.',
   '- Refresh herd: two app processes on one Redis share a launched session; both processes\' clocks (the library\'s `now`',
   '  option) jump past the access token\'s expiry, then N requests with that cookie go out at once, one connection each,',
   '  alternating between the processes. Then the same after `ehr.expireAccessTokens()` on a route that reads FHIR.',

@@ -7,7 +7,8 @@
  *   --rounds N         rounds per comparison (15)          --seconds S   seconds per route and round (3)
  *   --warmup S         warm-up seconds per route (3)      --connections N   autocannon connections (10)
  *   --sessions N       MemoryStore sessions to launch (10000)
- *   --only a,c,d,e     scenarios: a = protected vs session read and fhirclient, c = launch, d = herd, e = footprint
+ *   --only a,c,d,e     scenarios: a = protected vs session-read and vs fhirclient (the issue's a and b, one set of
+ *                      rounds), c = launch, d = refresh herd, e = stored bytes and memory per session
  *   --out DIR          where results go (default bench/; --quick writes nothing unless given)
  *
  * Exits non-zero when a count check fails (a route answered anything unexpected, the herd saw other than

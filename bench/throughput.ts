@@ -4,7 +4,7 @@
  *   c.   smartLaunch (discovery cached) vs a route that writes one session value.
  */
 import type { BenchContext } from './context'
-import { compareRoutes, type Comparison, type Route } from './compare'
+import { compareRoutes, pairStats, type Comparison, type PairStats, type Route } from './compare'
 import { FHIRCLIENT_ROUTES, OUR_ROUTES, checkSession, launchSession } from './launch'
 
 export type StoreKind = 'memory' | 'redis'
@@ -12,10 +12,8 @@ export type StoreKind = 'memory' | 'redis'
 export interface ProtectedComparison {
   store: StoreKind
   routes: Comparison
-  /** protected / session-read, medians of req/s. */
-  ratioVsSessionRead: number
-  /** protected / fhirclient, medians of req/s. */
-  ratioVsFhirclient: number
+  vsSessionRead: PairStats
+  vsFhirclient: PairStats
   /** Calls the mock EHR saw during the rounds (expected none: the hot path is local). */
   ehrCallsDuringRounds: { fhir: number; token: number }
 }
@@ -23,12 +21,9 @@ export interface ProtectedComparison {
 export interface LaunchComparison {
   store: StoreKind
   routes: Comparison
-  /** launch / session-write, medians of req/s. */
-  ratio: number
+  vsSessionWrite: PairStats
   discoveryFetchesDuringRounds: number
 }
-
-const ratio = (routes: Comparison, a: string, b: string) => routes[a].medianRps / routes[b].medianRps
 
 function checkRoutes(ctx: BenchContext, label: string, routes: Comparison): void {
   for (const [name, result] of Object.entries(routes)) {
@@ -38,7 +33,7 @@ function checkRoutes(ctx: BenchContext, label: string, routes: Comparison): void
 }
 
 function summary(routes: Comparison): string {
-  return Object.entries(routes).map(([name, r]) => `${name} ${r.medianRps.toFixed(0)} req/s p99 ${r.medianP99Ms.toFixed(2)} ms`).join(' | ')
+  return Object.entries(routes).map(([name, r]) => `${name} ${r.medianRps.toFixed(0)} req/s p99 ${r.medianP99Ms.toFixed(2)} ms ${r.medianCpuUsPerRequest.toFixed(0)} µs CPU/req`).join(' | ')
 }
 
 export async function protectedComparison(ctx: BenchContext, store: StoreKind): Promise<ProtectedComparison> {
@@ -56,7 +51,7 @@ export async function protectedComparison(ctx: BenchContext, store: StoreKind): 
       { name: 'fhirclient', url: `${app.base}/fc/protected`, headers: { cookie: theirs }, expectStatus: 200 },
     ]
     const before = { ...ctx.ehr.stats }
-    const results = await compareRoutes(ctx.load, routes, ctx.opts, (line) => ctx.log(line))
+    const results = await compareRoutes(ctx.load, app.handle, routes, ctx.opts, (line) => ctx.log(line))
     const calls = { fhir: ctx.ehr.stats.fhirRequests - before.fhirRequests, token: ctx.ehr.stats.codeGrants + ctx.ehr.stats.refreshGrants - before.codeGrants - before.refreshGrants }
     checkRoutes(ctx, label, results)
     ctx.check(`${label}: no FHIR or token call during the rounds`, calls.fhir === 0 && calls.token === 0, JSON.stringify(calls))
@@ -64,8 +59,8 @@ export async function protectedComparison(ctx: BenchContext, store: StoreKind): 
     return {
       store,
       routes: results,
-      ratioVsSessionRead: ratio(results, 'protected', 'session-read'),
-      ratioVsFhirclient: ratio(results, 'protected', 'fhirclient'),
+      vsSessionRead: pairStats(results, 'protected', 'session-read'),
+      vsFhirclient: pairStats(results, 'protected', 'fhirclient'),
       ehrCallsDuringRounds: calls,
     }
   } finally {
@@ -87,12 +82,12 @@ export async function launchComparison(ctx: BenchContext, store: StoreKind): Pro
       { name: 'session-write', url: `${app.base}/session-write`, expectStatus: 200 },
     ]
     const before = ctx.ehr.stats.discoveryFetches
-    const results = await compareRoutes(ctx.load, routes, ctx.opts, (line) => ctx.log(line))
+    const results = await compareRoutes(ctx.load, app.handle, routes, ctx.opts, (line) => ctx.log(line))
     const discoveries = ctx.ehr.stats.discoveryFetches - before
     checkRoutes(ctx, label, results)
     ctx.check(`${label}: discovery stayed cached during the rounds`, discoveries === 0, `${discoveries} discovery fetches`)
     ctx.log(`  medians: ${summary(results)}`)
-    return { store, routes: results, ratio: ratio(results, 'launch', 'session-write'), discoveryFetchesDuringRounds: discoveries }
+    return { store, routes: results, vsSessionWrite: pairStats(results, 'launch', 'session-write'), discoveryFetchesDuringRounds: discoveries }
   } finally {
     await app.stop()
   }
