@@ -67,9 +67,10 @@ export async function redisFootprint(ctx: BenchContext, encrypted: boolean): Pro
     await checkSession(app.base, OUR_ROUTES, cookie)
     const written = [...await keysUnder(prefix)].filter((key) => !before.has(key))
     const keys: StoredKey[] = []
-    for (const key of written.sort()) {
+    for (const key of written) {
       keys.push({ kind: kindOf(key, prefix), strlen: await client.strLen(key), memoryUsage: Number(await client.memoryUsage(key)), ttlSeconds: await client.ttl(key) })
     }
+    keys.sort((a, b) => a.kind.localeCompare(b.kind))
     const total = { strlen: keys.reduce((sum, key) => sum + key.strlen, 0), memoryUsage: keys.reduce((sum, key) => sum + key.memoryUsage, 0) }
     ctx.check(`stored bytes (${variant}): the launch left its session keys in Redis`, keys.some((key) => key.kind.includes('smart:session:')) && keys.some((key) => key.kind.includes('express-session')),
       keys.map((key) => key.kind).join(', '))
