@@ -1,0 +1,161 @@
+/**
+ * The app under test, run as its own process by bench/run.ts. One Express app, one express-session (over
+ * MemoryStore or connect-redis behind failFastStore), and every route the comparisons need:
+ *
+ *   /launch, /callback     smartLaunch, smartCallback (this library)
+ *   /protected             requireSmartContext, then res.json({ patient })
+ *   /fhir                  requireSmartContext, then one FHIR read (the refresh-on-401 herd)
+ *   /session-read          baseline: reads req.session only
+ *   /session-write         baseline: writes one session value
+ *   /fc/launch, /fc/callback, /fc/protected   the same three steps through fhirclient 2.6.3's Node adapter
+ *
+ * Settings arrive as JSON in BENCH_APP; the orchestrator drives the process over IPC (see ipc.ts).
+ */
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import express, { type NextFunction, type Request, type Response } from 'express'
+import session, { MemoryStore, type Store } from 'express-session'
+import { RedisStore } from 'connect-redis'
+import { createClient } from 'redis'
+import fhirclient = require('fhirclient/lib/entry/node')
+import { failFastStore, requireSmartContext, smartCallback, smartErrorHandler, smartLaunch, type SmartMiddlewareOptions } from 'express-smart-on-fhir'
+import { serveCommands } from './ipc'
+import type { AppErrors, AppHello, AppSettings, HeapReport } from './types'
+
+declare module 'express-session' {
+  interface SessionData {
+    /** The session-write baseline's one value. */
+    benchValue?: number
+  }
+}
+
+const SCOPE = 'openid fhirUser launch launch/patient patient/*.rs offline_access'
+const CLIENT_ID = 'mock-app'
+
+function readSettings(): AppSettings {
+  if (!process.env.BENCH_APP) throw new Error('bench/app.ts needs BENCH_APP (it is started by bench/run.ts)')
+  return JSON.parse(process.env.BENCH_APP) as AppSettings
+}
+const settings = readSettings()
+
+let clockOffsetMs = 0
+const errorsSeen: string[] = []
+let errorCount = 0
+
+async function sessionStore(): Promise<{ store: Store; memory: MemoryStore | null }> {
+  if (settings.store === 'memory') {
+    const memory = new MemoryStore()
+    return { store: failFastStore(memory), memory }
+  }
+  const client = createClient({ url: settings.redisUrl })
+  client.on('error', (err: Error) => console.error(`bench app: redis: ${err.message}`))
+  await client.connect()
+  return { store: failFastStore(new RedisStore({ client, prefix: settings.redisPrefix ?? 'bench:' })), memory: null }
+}
+
+function smartOptions(base: string): SmartMiddlewareOptions {
+  return {
+    config: {
+      clientId: CLIENT_ID,
+      scope: SCOPE,
+      callbackUrl: `${base}/callback`,
+      redirectUrl: '/',
+      knownFhirServers: [{ issuer: settings.iss, type: 'public' }],
+    },
+    options: {
+      allowNonHttpsLaunch: true,
+      ...(settings.encryptionKey ? { encryptionKey: settings.encryptionKey } : {}),
+      ...(settings.adjustableClock ? { now: () => Date.now() + clockOffsetMs } : {}),
+    },
+  }
+}
+
+function fhirclientRoutes(app: express.Express, base: string): void {
+  app.get('/fc/launch', async (req, res, next) => {
+    try {
+      const { iss, launch } = req.query as Record<string, string>
+      await fhirclient(req, res).authorize({ iss, launch, clientId: CLIENT_ID, redirectUri: `${base}/fc/callback`, scope: SCOPE })
+    } catch (err) {
+      next(err)
+    }
+  })
+  app.get('/fc/callback', async (req, res, next) => {
+    try {
+      const client = await fhirclient(req, res).ready()
+      res.json({ patient: client.patient.id })
+    } catch (err) {
+      next(err)
+    }
+  })
+  app.get('/fc/protected', async (req, res, next) => {
+    try {
+      const client = await fhirclient(req, res).ready()
+      res.json({ patient: client.patient.id })
+    } catch (err) {
+      next(err)
+    }
+  })
+}
+
+function countErrors(err: unknown, _req: Request, res: Response, next: NextFunction): void {
+  errorCount++
+  if (errorsSeen.length < 5) errorsSeen.push(err instanceof Error ? (err.stack ?? err.message) : String(err))
+  if (res.headersSent) return next(err)
+  res.status(500).json({ error: 'bench app: unexpected error' })
+}
+
+async function main(): Promise<void> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  const base = `http://127.0.0.1:${port}`
+  const { store, memory } = await sessionStore()
+  const smart = smartOptions(base)
+
+  const app = express()
+  app.disable('x-powered-by')
+  app.use(session({ store, secret: settings.sessionSecret, resave: false, saveUninitialized: false }))
+  app.get('/launch', smartLaunch(smart))
+  app.get('/callback', smartCallback(smart))
+  app.get('/protected', requireSmartContext(smart), (req, res) => void res.json({ patient: req.smart.patient?.id }))
+  app.get('/fhir', requireSmartContext(smart), async (req, res, next) => {
+    try {
+      const patient = await req.smart.request<{ id?: string }>(`Patient/${req.smart.patient?.id}`)
+      res.json({ patient: patient.id })
+    } catch (err) {
+      next(err)
+    }
+  })
+  app.get('/session-read', (req, res) => void res.json({ since: req.session.smartOnFhir?.since ?? null }))
+  app.get('/session-write', (req, res) => {
+    req.session.benchValue = Date.now()
+    res.json({ value: req.session.benchValue })
+  })
+  fhirclientRoutes(app, base)
+  app.use(smartErrorHandler())
+  app.use(countErrors)
+  server.on('request', app)
+
+  serveCommands({
+    /** Heap after full collections (needs --expose-gc), and what the MemoryStore holds. */
+    heap: (): HeapReport => {
+      const gc = (globalThis as { gc?: () => void }).gc
+      if (!gc) throw new Error('heap needs node --expose-gc')
+      for (let i = 0; i < 4; i++) gc()
+      const entries = memory ? Object.keys((memory as unknown as { sessions: Record<string, string> }).sessions).length : null
+      return { heapUsed: process.memoryUsage().heapUsed, storeEntries: entries }
+    },
+    /** CPU time (user + system) this process has used, in microseconds. */
+    cpu: () => {
+      const { user, system } = process.cpuUsage()
+      return user + system
+    },
+    advanceClock: ({ seconds }: { seconds: number }) => void (clockOffsetMs += seconds * 1000),
+    errors: (): AppErrors => ({ count: errorCount, first: errorsSeen }),
+  }, { port, pid: process.pid } satisfies AppHello)
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exit(1)
+})
