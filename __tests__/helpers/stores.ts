@@ -103,10 +103,10 @@ async function connectRedis(url: string): Promise<RedisConnection> {
     client.destroy()
     throw unreachable(`Redis at REDIS_URL=${url}`, err)
   }
-  const { host, port } = new URL(url)
+  const { hostname, port } = new URL(url)
   return {
     client,
-    nodes: async () => [{ address: `${host}:${port || 6379}`, client }],
+    nodes: async () => [{ address: `${hostname}:${port || 6379}`, client }],
     close: async () => void (client.isOpen && (await client.close())),
   }
 }

@@ -1,14 +1,19 @@
-// What SMART state leaves in Redis: prefixes that keep the hash tags of the keys intact, and a session's
-// keys in one Redis Cluster slot.
+// What SMART state leaves in Redis: prefixes that keep the hash tags of the keys intact, a session's keys
+// in one Redis Cluster slot, and no key that lives for ever.
 import { randomBytes } from 'node:crypto'
 import { RedisStore } from 'connect-redis'
-import { MemoryStore } from 'express-session'
+import { MemoryStore, type Store } from 'express-session'
+import request from 'supertest'
 import { createClient } from 'redis'
-import { expressSessionStorage, failFastStore } from '../../lib'
-import { redisClusterKind, type OpenedStore } from '../helpers/stores'
+import { SmartClient, expressSessionStorage, failFastStore } from '../../lib'
+import { createMockEhr, type MockEhr } from '../../lib/testing'
+import { testApp } from '../helpers/app'
+import { devOptions, openConfig } from '../helpers/smart'
+import { keysWithoutTtl, redisClusterKind, storeKinds, type OpenedStore } from '../helpers/stores'
 
 const inCi = process.env.CI === 'true'
 const clusterExpected = Boolean(process.env.REDIS_CLUSTER_NODES) || inCi
+const redisRows = storeKinds().filter(([, kind]) => kind.sharedAcrossProcesses)
 
 describe('key prefixes and Redis Cluster hash tags', () => {
   it('expressSessionStorage refuses a prefix with a brace, naming the option', () => {
@@ -68,5 +73,60 @@ describe('key prefixes and Redis Cluster hash tags', () => {
       // The prefixes carry no tag of their own: sessions spread over the masters (all on one: 3 in 3^12).
       expect(masters.size).toBeGreaterThan(1)
     })
+  })
+})
+
+if (redisRows.length) describe.each(redisRows)('no key without a TTL, over %s', (_name, kind) => {
+  let ehr: MockEhr
+  let opened: OpenedStore
+  beforeAll(async () => {
+    ehr = await createMockEhr()
+    opened = await kind.open()
+  })
+  afterAll(async () => {
+    await opened.close()
+    await ehr.close()
+  })
+
+  /** The documented setup behind failFastStore, plus a logout route: SMART logout, then the session goes. */
+  function appWithLogout(store: Store) {
+    const app = testApp({ store })
+    app.post('/logout', async (req, res, next) => {
+      try {
+        await new SmartClient(req.sessionID, expressSessionStorage(req.sessionStore), openConfig(), devOptions).logout()
+        req.session.destroy((err) => (err ? next(err) : res.sendStatus(204)))
+      } catch (err) {
+        next(err)
+      }
+    })
+    return app
+  }
+
+  async function expectEveryKeyToExpire(): Promise<string[]> {
+    const keys = (await opened.keys!()).map(({ key }) => key)
+    expect(await keysWithoutTtl(opened)).toEqual([])
+    return keys
+  }
+
+  it('launch → callback → API call → logout leaves only keys that expire, the session keys included', async () => {
+    const { prefix } = opened.store as RedisStore
+    const agent = request.agent(appWithLogout(failFastStore(opened.store)))
+    const launch = await agent.get(`/launch${new URL(ehr.launchUrl('http://app.test/launch', { patient: 'patient-1' })).search}`).expect(302)
+    const afterLaunch = await expectEveryKeyToExpire()
+    expect(afterLaunch.some((key) => !key.startsWith(`${prefix}smart:`))).toBe(true) // express-session's own
+    expect(afterLaunch.some((key) => key.startsWith(`${prefix}smart:`))).toBe(true) // the pending launch
+
+    const back = await ehr.authorize(launch.headers.location)
+    await agent.get(`${back.pathname}${back.search}`).expect(302)
+    const afterCallback = await expectEveryKeyToExpire()
+    expect(afterCallback.some((key) => key.startsWith(`${prefix}smart:session:`))).toBe(true) // the completed launch
+
+    await agent.get('/api/patient').expect(200)
+    await expectEveryKeyToExpire()
+
+    await agent.post('/logout').expect(204)
+    await agent.get('/api/context').expect(401)
+    const afterLogout = await expectEveryKeyToExpire()
+    expect(afterLogout.length).toBeGreaterThan(0) // single-use state markers outlive the flow, and expire
   })
 })
