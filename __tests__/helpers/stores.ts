@@ -133,12 +133,12 @@ async function connectCluster(nodes: string): Promise<RedisConnection> {
   }
 }
 
-/** Every key under `prefix` on `nodes`, with its TTL. */
-async function keysUnder(nodes: KeyNode[], prefix: string): Promise<StoredKey[]> {
-  const found: StoredKey[] = []
-  for (const { address, client } of nodes) {
-    for await (const batch of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
-      for (const key of batch) found.push({ key, ttl: await client.ttl(key), node: address })
+/** Every key under `prefix`, with the server holding it. */
+async function keysUnder(nodes: KeyNode[], prefix: string): Promise<Array<{ key: string; node: KeyNode }>> {
+  const found: Array<{ key: string; node: KeyNode }> = []
+  for (const node of nodes) {
+    for await (const batch of node.client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
+      for (const key of batch) found.push({ key, node })
     }
   }
   return found
@@ -158,7 +158,10 @@ function redisKind(name: 'RedisStore' | 'RedisCluster', connect: () => Promise<R
         return new RedisStore({ client: connection.client, prefix })
       }
       const store = await open()
-      const keys = async () => keysUnder(await connections[0].nodes(), prefix)
+      const keys = async (): Promise<StoredKey[]> => {
+        const found = await keysUnder(await connections[0].nodes(), prefix)
+        return Promise.all(found.map(async ({ key, node }) => ({ key, ttl: await node.client.ttl(key), node: node.address })))
+      }
       let closed = false
       return {
         store,
@@ -173,10 +176,8 @@ function redisKind(name: 'RedisStore' | 'RedisCluster', connect: () => Promise<R
           const errors: unknown[] = []
           try {
             // Not store.clear(): its one DEL of every key fails with CROSSSLOT on a cluster.
-            const nodes = await connections[0].nodes()
-            for (const { key, node } of await keysUnder(nodes, prefix)) {
-              await nodes.find(({ address }) => address === node)!.client.unlink(key)
-            }
+            const found = await keysUnder(await connections[0].nodes(), prefix)
+            await Promise.all(found.map(({ key, node }) => node.client.unlink(key)))
           } catch (err) {
             errors.push(err)
           }
