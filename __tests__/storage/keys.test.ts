@@ -27,16 +27,16 @@ describe('key prefixes and Redis Cluster hash tags', () => {
   if (clusterExpected) describe('over RedisCluster', () => {
     let opened: OpenedStore
     /** A client of one node, for CLUSTER KEYSLOT. */
-    let node: ReturnType<typeof createClient>
+    let oneNode: ReturnType<typeof createClient>
     beforeAll(async () => {
       opened = await redisClusterKind.open()
-      node = createClient({ url: `redis://${process.env.REDIS_CLUSTER_NODES!.split(',')[0]}`, socket: { connectTimeout: 5000, reconnectStrategy: false } })
-      node.on('error', () => {})
-      await node.connect()
+      oneNode = createClient({ url: `redis://${process.env.REDIS_CLUSTER_NODES!.split(',')[0]}`, socket: { connectTimeout: 5000, reconnectStrategy: false } })
+      oneNode.on('error', () => {})
+      await oneNode.connect()
     })
     afterAll(async () => {
       await opened.close()
-      await node.close()
+      await oneNode.close()
     })
 
     it('refuses a RedisStore whose own prefix has a brace, also behind failFastStore', () => {
@@ -60,7 +60,7 @@ describe('key prefixes and Redis Cluster hash tags', () => {
       const written = new Map((await opened.keys!()).map(({ key, node }) => [key, node]))
       expect(written.size).toBe(2 * tags.length)
 
-      const slotOf = (key: string) => node.clusterKeySlot(key)
+      const slotOf = (key: string) => oneNode.clusterKeySlot(key)
       const masters = new Set<string>()
       for (const tag of tags) {
         const [session, lock] = [`${prefix}smart:session:{${tag}}`, `${prefix}smart:lock:{${tag}}`]
