@@ -87,10 +87,74 @@ function readLog(file: string): string {
   }
 }
 
+/** A redis-server that did not come up; `portTaken` when it exited at once (most likely a lost race for the port). */
+export class RedisStartError extends Error {
+  constructor(message: string, readonly portTaken: boolean) {
+    super(message)
+  }
+}
+
+export interface RedisNodeOptions {
+  port: number
+  /** Its working directory (`--dir`), where its log files go too. */
+  dir: string
+  /** Names its log files, so that several servers can share one directory. */
+  name: string
+  /** More command-line arguments, e.g. the cluster settings. */
+  extraArgs?: string[]
+}
+
 /**
- * Starts `redis-server` on a free port of 127.0.0.1 with persistence off, waits until it answers
- * PING (at most READY_TIMEOUT_MS) and returns it. The child is unref'd so it never keeps Jest
- * alive; it stays in Jest's process group so Ctrl-C reaches it too. Stop it with stopRedis().
+ * Spawns `redis-server` on 127.0.0.1:`port` with persistence off and waits until it answers PING (at
+ * most READY_TIMEOUT_MS). The child is unref'd so it never keeps Jest alive; it stays in Jest's process
+ * group so Ctrl-C reaches it too. On failure the child is stopped and a RedisStartError says why.
+ */
+export async function spawnRedisNode(binary: string, opts: RedisNodeOptions): Promise<ChildProcess> {
+  const { port, dir, name } = opts
+  const logFile = join(dir, `${name}.log`)
+  // stdout/stderr go to a file (not a pipe, which would keep Jest alive): errors redis prints
+  // before it opens its --logfile, e.g. about bad arguments, end up there.
+  const outFile = join(dir, `${name}.stdout.log`)
+  const outFd = openSync(outFile, 'w')
+  const child = spawn(
+    binary,
+    [
+      '--port', String(port),
+      '--bind', '127.0.0.1',
+      '--save', '',
+      '--appendonly', 'no',
+      '--dir', dir,
+      '--logfile', logFile,
+      ...(opts.extraArgs ?? []),
+    ],
+    { stdio: ['ignore', outFd, outFd] },
+  )
+  closeSync(outFd)
+  child.unref()
+  let exited: string | undefined
+  let spawnError: Error | undefined
+  child.once('exit', (code, signal) => (exited = `exited with ${signal ?? `code ${code}`}`))
+  child.once('error', (err) => (spawnError = err))
+
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  while (Date.now() < deadline && !exited && !spawnError) {
+    if (await ping(port)) return child
+    await sleep(50)
+  }
+  const why = spawnError
+    ? `could not be started: ${spawnError.message}`
+    : exited
+      ? `${exited} before answering PING`
+      : `did not answer PING on port ${port} within ${READY_TIMEOUT_MS} ms`
+  const output = [readLog(outFile), readLog(logFile)].filter(Boolean).join('\n') || '(nothing)'
+  const portTaken = exited !== undefined
+  await stopProcess(child)
+  throw new RedisStartError(`redis-server (${binary}) ${why}.\nIts last output:\n${output}`, portTaken)
+}
+
+/**
+ * Starts `redis-server` on a free port of 127.0.0.1 in a directory of its own and returns it.
+ * Stop it with stopRedis().
  */
 export async function startRedis(binary: string): Promise<RunningRedis> {
   const attempts = 3
@@ -98,62 +162,31 @@ export async function startRedis(binary: string): Promise<RunningRedis> {
   for (let attempt = 1; attempt <= attempts; attempt++) {
     const port = await freePort()
     const dir = mkdtempSync(join(tmpdir(), 'esof-redis-'))
-    const logFile = join(dir, 'redis.log')
-    // stdout/stderr go to a file (not a pipe, which would keep Jest alive): errors redis prints
-    // before it opens its --logfile, e.g. about bad arguments, end up there.
-    const outFile = join(dir, 'stdout.log')
-    const outFd = openSync(outFile, 'w')
-    const child = spawn(
-      binary,
-      [
-        '--port', String(port),
-        '--bind', '127.0.0.1',
-        '--save', '',
-        '--appendonly', 'no',
-        '--dir', dir,
-        '--logfile', logFile,
-      ],
-      { stdio: ['ignore', outFd, outFd] },
-    )
-    closeSync(outFd)
-    child.unref()
-    let exited: string | undefined
-    let spawnError: Error | undefined
-    child.once('exit', (code, signal) => (exited = `exited with ${signal ?? `code ${code}`}`))
-    child.once('error', (err) => (spawnError = err))
-
-    const deadline = Date.now() + READY_TIMEOUT_MS
-    while (Date.now() < deadline && !exited && !spawnError) {
-      if (await ping(port)) {
-        const redis: RunningRedis = { url: `redis://127.0.0.1:${port}`, port, pid: child.pid ?? -1, child, dir }
-        return redis
-      }
-      await sleep(50)
+    try {
+      const child = await spawnRedisNode(binary, { port, dir, name: 'redis' })
+      return { url: `redis://127.0.0.1:${port}`, port, pid: child.pid ?? -1, child, dir }
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true })
+      lastError = err as Error
+      // A lost race for the port makes redis exit at once: try another port. Anything else: give up.
+      if (!(err instanceof RedisStartError && err.portTaken)) break
     }
-    const why = spawnError
-      ? `could not be started: ${spawnError.message}`
-      : exited
-        ? `${exited} before answering PING`
-        : `did not answer PING on port ${port} within ${READY_TIMEOUT_MS} ms`
-    const output = [readLog(outFile), readLog(logFile)].filter(Boolean).join('\n') || '(nothing)'
-    lastError = new Error(`redis-server (${binary}) ${why}.\nIts last output:\n${output}`)
-    const exitedByItself = exited !== undefined
-    await stopRedis({ url: '', port, pid: child.pid ?? -1, child, dir })
-    // A lost race for the port makes redis exit at once: try another port. Anything else: give up.
-    if (!exitedByItself) break
   }
   throw lastError ?? new Error('redis-server could not be started')
 }
 
+/** SIGTERM, then SIGKILL after 3 s; resolves when the process is gone. */
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
+  await gone
+  clearTimeout(timer)
+}
+
 /** Stops a server started by startRedis(): SIGTERM, then SIGKILL after 3 s; removes its directory. */
 export async function stopRedis(redis: RunningRedis): Promise<void> {
-  const { child } = redis
-  if (child.exitCode === null && child.signalCode === null) {
-    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-    child.kill('SIGTERM')
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
-    await gone
-    clearTimeout(timer)
-  }
+  await stopProcess(redis.child)
   rmSync(redis.dir, { recursive: true, force: true })
 }

@@ -9,7 +9,10 @@ import { processMutex } from './lock'
  * const storage = expressSessionStorage(store, { prefix: 'smart:', timeoutMs: 2000 })
  */
 export interface ExpressSessionStorageOptions {
-  /** Prepended to every key, so SMART records never collide with session ids. Default `'smart:'`. */
+  /**
+   * Prepended to every key, so SMART records never collide with session ids. Default `'smart:'`.
+   * No `{` or `}`: on a Redis Cluster those would make a hash tag of the prefix.
+   */
   prefix?: string
   /** TTL for values stored without one. Default 86400 (one day). */
   ttlSeconds?: number
@@ -32,6 +35,18 @@ interface RedisLikeStore {
   client: RedisLikeClient
   prefix: string
   serializer: { stringify(value: unknown): string }
+}
+
+/**
+ * Redis Cluster places a key by its hash tag, the text inside its first `{…}`. SMART keys carry their
+ * own (`session:{<sid>}`, `lock:{<sid>}`, …) so that a session's keys share a slot and sessions spread
+ * over the masters; a brace in a prefix in front of them would take that role instead.
+ */
+const HASH_TAG_BRACE = /[{}]/
+
+/** node-redis's cluster client (`createCluster`) lists its masters; a single-server client does not. */
+function isClusterClient(client: RedisLikeClient): boolean {
+  return 'masters' in client
 }
 
 /** connect-redis exposes its client, key prefix and serializer; any store that does gets Redis `SET NX` locks. */
@@ -78,9 +93,15 @@ export function expressSessionStorage(store: Store, opts: ExpressSessionStorageO
     throw new TypeError('express-smart-on-fhir: expressSessionStorage(store) needs an express-session Store (get, set, destroy)')
   }
   const prefix = opts.prefix ?? 'smart:'
+  if (HASH_TAG_BRACE.test(prefix)) {
+    throw new TypeError(`express-smart-on-fhir: expressSessionStorage's "prefix" option (${JSON.stringify(prefix)}) must not contain "{" or "}": on a Redis Cluster they would override the hash tags that keep a session's keys in one slot`)
+  }
   const defaultTtl = opts.ttlSeconds ?? 86_400
   const timeoutMs = opts.timeoutMs ?? 3000
   const redis = asRedisStore(store)
+  if (redis && isClusterClient(redis.client) && HASH_TAG_BRACE.test(redis.prefix)) {
+    throw new TypeError(`express-smart-on-fhir: the RedisStore "prefix" option (${JSON.stringify(redis.prefix)}) must not contain "{" or "}" over a Redis Cluster: they would override the hash tags that keep a session's keys in one slot and spread sessions over the masters`)
+  }
 
   const storage: SmartStorage = {
     get(key) {
