@@ -10,7 +10,9 @@
 //   REFRESH_LEEWAY_SECONDS  options.refreshLeewaySeconds (default: the library's)
 //
 // GET /__process answers what the process did and holds: its outbound refresh grants and FHIR requests, and
-// process.memoryUsage() after a full GC when started with --expose-gc.
+// process.memoryUsage() after a full GC when started with --expose-gc. A request with an `X-Test-Label`
+// header has the refresh grants it causes listed under that label (the soak's per-launch count).
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { RedisStore } from 'connect-redis'
@@ -21,8 +23,8 @@ import { testApp } from './app'
 
 export interface ProcessReport {
   pid: number
-  /** Refresh grants this process sent, and how many the EHR refused (4xx). */
-  refreshGrants: { sent: number; refused: number }
+  /** Refresh grants this process sent, how many the EHR refused (4xx), and when, per `X-Test-Label`. */
+  refreshGrants: { sent: number; refused: number; byLabel: Record<string, Array<{ at: number; status: number }>> }
   fhirRequests: number
   memory: NodeJS.MemoryUsage
   /** Whether `memory` was measured right after a full GC. */
@@ -51,14 +53,19 @@ async function main(): Promise<void> {
   const store = failFastStore(new RedisStore({ client: redis, prefix: required('KEY_PREFIX') }))
 
   const counts = { refreshSent: 0, refreshRefused: 0, fhirRequests: 0 }
+  const byLabel: ProcessReport['refreshGrants']['byLabel'] = {}
+  const labels = new AsyncLocalStorage<string>()
   // The real network, counted: what this process asked of the EHR (its counts die with it).
   const countingFetch: typeof fetch = async (input, init) => {
     const url = input instanceof Request ? input.url : String(input)
     const refresh = String(init?.body ?? '').includes('grant_type=refresh_token')
     if (refresh) counts.refreshSent++
     if (url.startsWith(`${iss}/`)) counts.fhirRequests++
+    const at = Date.now()
     const response = await fetch(input, init)
     if (refresh && response.status >= 400 && response.status < 500) counts.refreshRefused++
+    const label = labels.getStore()
+    if (refresh && label !== undefined) (byLabel[label] ??= []).push({ at, status: response.status })
     return response
   }
   const options: SmartClientOptions = {
@@ -73,7 +80,7 @@ async function main(): Promise<void> {
     gc?.()
     const report: ProcessReport = {
       pid: process.pid,
-      refreshGrants: { sent: counts.refreshSent, refused: counts.refreshRefused },
+      refreshGrants: { sent: counts.refreshSent, refused: counts.refreshRefused, byLabel },
       fhirRequests: counts.fhirRequests,
       memory: process.memoryUsage(),
       gc: gc !== undefined,
@@ -86,7 +93,11 @@ async function main(): Promise<void> {
     next(err)
   })
 
-  const server = createServer(app)
+  const server = createServer((req, res) => {
+    const label = req.headers['x-test-label']
+    if (typeof label === 'string') labels.run(label, () => app(req, res))
+    else app(req, res)
+  })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`)
   process.once('SIGTERM', () => {
