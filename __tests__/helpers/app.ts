@@ -104,9 +104,10 @@ export function recordingStorage(inner: SmartStorage): { storage: SmartStorage; 
 
 /**
  * A whole launch by a browser holding `cookie` (none: a new browser), as raw requests: the session cookie the
- * browser holds afterwards. For tests that send one cookie to several app instances.
+ * browser holds afterwards. For tests that send one cookie to several app instances: an app, or the base URL
+ * of one in another process.
  */
-export async function launchedCookie(app: Express, ehr: MockEhr, context: LaunchContext, cookie?: string): Promise<string> {
+export async function launchedCookie(app: Express | string, ehr: MockEhr, context: LaunchContext, cookie?: string): Promise<string> {
   const launch = new URL(ehr.launchUrl('http://app.test/launch', context)).search
   const started = await (cookie ? request(app).get(`/launch${launch}`).set('Cookie', cookie) : request(app).get(`/launch${launch}`))
   if (started.status !== 302) throw new Error(`launch answered ${started.status}`)

@@ -216,6 +216,21 @@ describe('faults', () => {
     expect(config.serverMetadata().token_endpoint).toBe(`${ehr.issuer}/token`)
   })
 
+  test('token: drop grants the refresh (the refresh token rotates) but never answers', async () => {
+    const refreshToken = (await launch(ehr)).refresh_token!
+    const refresh = (signal?: AbortSignal) => fetch(`${ehr.issuer}/token`, {
+      method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: 'mock-app' }), signal,
+    })
+    const grants = ehr.stats.refreshGrants
+    ehr.faults.token = 'drop'
+    await expect(refresh(AbortSignal.timeout(500))).rejects.toThrow(/abort|timeout/i)
+    expect(ehr.stats.refreshGrants).toBe(grants + 1)
+    ehr.faults = {}
+    const spent = await refresh()
+    expect(spent.status).toBe(400)
+    expect(await spent.json()).toMatchObject({ error: 'invalid_grant' })
+  })
+
   test('jwks: 500', async () => {
     ehr.faults.jwks = '500'
     expect((await fetch(`${ehr.issuer}/jwks`)).status).toBe(500)

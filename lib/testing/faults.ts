@@ -16,6 +16,13 @@ export function faultInjector(current: () => Fault | undefined, hanging: Set<Res
     } else {
       hanging.add(res)
       res.on('close', () => hanging.delete(res))
+      if (fault === 'drop') {
+        // The endpoint runs as usual; whatever it answers is swallowed.
+        res.writeHead = () => res
+        res.write = () => true
+        res.end = () => res
+        next()
+      }
     }
   }
 }

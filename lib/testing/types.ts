@@ -1,5 +1,9 @@
-/** How a faulty endpoint misbehaves: answer 500, never answer (until `close()`), or answer 200 with a body that is not what the caller expects. */
-export type Fault = '500' | 'hang' | 'malformed'
+/**
+ * How a faulty endpoint misbehaves: answer 500, never answer (until `close()`), answer 200 with a body that is
+ * not what the caller expects, or `drop`: do the work (a grant is issued, a refresh token rotates) and never
+ * deliver the answer (until `close()`), as when the caller crashes while the answer is on its way.
+ */
+export type Fault = '500' | 'hang' | 'malformed' | 'drop'
 
 /** The EHR context a launch id stands for; returned to the app in the token response. */
 export interface LaunchContext {

@@ -1,0 +1,113 @@
+// The test app (testApp) in a process of its own, over connect-redis: what several app instances on one
+// Redis really are, so that a test can SIGKILL one mid-request. processes.ts starts it as
+// `node -r esbuild-register app-process.ts` and reads `{"port":…}` from its first stdout line.
+//
+//   REDIS_URL            the Redis (required)
+//   KEY_PREFIX           connect-redis key prefix (required): one per test, so its keys can be found and removed
+//   ISS                  the mock EHR's FHIR base, the only issuer allowed to launch (required)
+//   HTTP_TIMEOUT_MS      options.httpTimeoutMs (default: the library's)
+//   ENABLE_MULTI_LAUNCH  '1': options.enableMultiLaunch
+//   REFRESH_LEEWAY_SECONDS  options.refreshLeewaySeconds (default: the library's)
+//
+// GET /__process answers what the process did and holds: its outbound refresh grants and FHIR requests, and
+// process.memoryUsage() after a full GC when started with --expose-gc. A request with an `X-Test-Label`
+// header has the refresh grants it causes listed under that label (the soak's per-launch count).
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { RedisStore } from 'connect-redis'
+import type { NextFunction, Request as ExpressRequest, Response } from 'express'
+import { createClient } from 'redis'
+import { failFastStore, type SmartClientOptions } from '../../lib'
+import { testApp } from './app'
+
+export interface ProcessReport {
+  pid: number
+  /** Refresh grants this process sent, how many the EHR refused (4xx), and when, per `X-Test-Label`. */
+  refreshGrants: { sent: number; refused: number; byLabel: Record<string, Array<{ at: number; status: number }>> }
+  fhirRequests: number
+  memory: NodeJS.MemoryUsage
+  /** Whether `memory` was measured right after a full GC. */
+  gc: boolean
+}
+
+function required(name: string): string {
+  const value = process.env[name]
+  if (!value) throw new Error(`app-process: ${name} is required`)
+  return value
+}
+
+function optionalNumber(name: string): number | undefined {
+  const value = process.env[name]
+  if (value === undefined || value === '') return undefined
+  const number = Number(value)
+  if (!Number.isFinite(number)) throw new Error(`app-process: ${name} must be a number, got ${value}`)
+  return number
+}
+
+async function main(): Promise<void> {
+  const iss = required('ISS')
+  const redis = createClient({ url: required('REDIS_URL'), socket: { connectTimeout: 5000 } })
+  redis.on('error', (err: Error) => console.error(`[app-process ${process.pid}] redis: ${err.message}`))
+  await redis.connect()
+  const store = failFastStore(new RedisStore({ client: redis, prefix: required('KEY_PREFIX') }))
+
+  const counts = { refreshSent: 0, refreshRefused: 0, fhirRequests: 0 }
+  const byLabel: ProcessReport['refreshGrants']['byLabel'] = {}
+  const labels = new AsyncLocalStorage<string>()
+  // The real network, counted: what this process asked of the EHR (its counts die with it).
+  const countingFetch: typeof fetch = async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input)
+    const refresh = String(init?.body ?? '').includes('grant_type=refresh_token')
+    if (refresh) counts.refreshSent++
+    if (url.startsWith(`${iss}/`)) counts.fhirRequests++
+    const at = Date.now()
+    const response = await fetch(input, init)
+    if (refresh && response.status >= 400 && response.status < 500) counts.refreshRefused++
+    const label = labels.getStore()
+    if (refresh && label !== undefined) (byLabel[label] ??= []).push({ at, status: response.status })
+    return response
+  }
+  const options: SmartClientOptions = {
+    fetch: countingFetch,
+    enableMultiLaunch: process.env.ENABLE_MULTI_LAUNCH === '1',
+    ...(optionalNumber('HTTP_TIMEOUT_MS') !== undefined ? { httpTimeoutMs: optionalNumber('HTTP_TIMEOUT_MS') } : {}),
+    ...(optionalNumber('REFRESH_LEEWAY_SECONDS') !== undefined ? { refreshLeewaySeconds: optionalNumber('REFRESH_LEEWAY_SECONDS') } : {}),
+  }
+  const app = testApp({ store, options, jsonErrors: true, config: { allowAnyIssuer: undefined, knownFhirServers: [{ issuer: iss, type: 'public' }] } })
+  app.get('/__process', (_req, res) => {
+    const gc = (globalThis as { gc?: () => void }).gc
+    gc?.()
+    const report: ProcessReport = {
+      pid: process.pid,
+      refreshGrants: { sent: counts.refreshSent, refused: counts.refreshRefused, byLabel },
+      fhirRequests: counts.fhirRequests,
+      memory: process.memoryUsage(),
+      gc: gc !== undefined,
+    }
+    res.json(report)
+  })
+  // What smartErrorHandler passes on is a bug (a 500): say it on stderr, which the harness shows on failure.
+  app.use((err: unknown, req: ExpressRequest, _res: Response, next: NextFunction) => {
+    console.error(`[app-process ${process.pid}] ${req.method} ${req.url}:`, err)
+    next(err)
+  })
+
+  const server = createServer((req, res) => {
+    const label = req.headers['x-test-label']
+    if (typeof label === 'string') labels.run(label, () => app(req, res))
+    else app(req, res)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`)
+  process.once('SIGTERM', () => {
+    server.closeAllConnections()
+    server.close()
+    void redis.close().finally(() => process.exit(0))
+  })
+}
+
+main().catch((err: unknown) => {
+  console.error('[app-process] failed to start:', err)
+  process.exit(1)
+})
