@@ -6,12 +6,14 @@
  * instance's memory growth; exits 1 when an error or a wrong-patient answer was seen. Not part of CI.
  *
  *   npm run soak [-- --duration 100 --browsers 50]     (REDIS_URL, or a redis-server of its own)
+ *   npm run soak -- --cluster                          (REDIS_CLUSTER_NODES, or a three-master cluster of its own)
  */
 import { randomBytes } from 'node:crypto'
-import { createClient } from 'redis'
+import { createClient, createCluster } from 'redis'
 import { createMockEhr } from '../lib/testing'
 import { AppProcesses, type AppInstance } from '../__tests__/helpers/processes'
 import type { ProcessReport } from '../__tests__/helpers/app-process'
+import { startRedisCluster, stopRedisCluster, type RunningCluster } from '../__tests__/helpers/redis-cluster'
 import { findOnPath, startRedis, stopRedis, type RunningRedis } from '../__tests__/helpers/redis-server'
 import { Browser, Tally } from './soak-browser'
 
@@ -73,25 +75,29 @@ function grantsPerExpiry(tally: Tally, reports: ProcessReport[]) {
 
 async function main(): Promise<number> {
   const { durationS, browsers, cluster } = options(process.argv.slice(2))
-  if (cluster) {
-    console.log('SKIPPED --cluster: this branch has no Redis Cluster test helper (__tests__/helpers has a single redis-server only).')
-    return 0
-  }
   let ownRedis: RunningRedis | undefined
+  let ownCluster: RunningCluster | undefined
   let redisUrl = process.env.REDIS_URL
-  if (!redisUrl) {
-    const binary = findOnPath('redis-server')
+  let clusterNodes = process.env.REDIS_CLUSTER_NODES
+  const binary = findOnPath('redis-server')
+  if (cluster && !clusterNodes) {
+    const cli = findOnPath('redis-cli')
+    if (!binary || !cli) throw new Error('Set REDIS_CLUSTER_NODES or install redis-server and redis-cli (apt-get install -y redis-server)')
+    ownCluster = await startRedisCluster(binary, cli)
+    clusterNodes = ownCluster.nodes
+  } else if (!cluster && !redisUrl) {
     if (!binary) throw new Error('Set REDIS_URL or install redis-server (apt-get install -y redis-server)')
     ownRedis = await startRedis(binary)
     redisUrl = ownRedis.url
   }
+  const redisEnv = cluster ? { REDIS_CLUSTER_NODES: clusterNodes! } : { REDIS_URL: redisUrl! }
   const ehr = await createMockEhr({ accessTokenTtlSeconds: ACCESS_TOKEN_TTL_SECONDS })
   const apps = new AppProcesses()
   const prefix = `soak:${randomBytes(6).toString('hex')}:`
   try {
-    const instances = await apps.start(2, { REDIS_URL: redisUrl, KEY_PREFIX: prefix, ISS: ehr.iss, ENABLE_MULTI_LAUNCH: true }, { nodeArgs: ['--expose-gc'], names: ['A', 'B'] })
+    const instances = await apps.start(2, { ...redisEnv, KEY_PREFIX: prefix, ISS: ehr.iss, ENABLE_MULTI_LAUNCH: true }, { nodeArgs: ['--expose-gc'], names: ['A', 'B'] })
     console.log(`soak: ${browsers} browsers, ${durationS} s, app instances ${instances.map((app) => `${app.name} (pid ${app.pid})`).join(' and ')}, ` +
-      `Redis ${redisUrl}${ownRedis ? ' (started for the soak)' : ''}, access tokens ${ACCESS_TOKEN_TTL_SECONDS} s (refreshed ${REFRESH_LEAD_SECONDS} s before expiry)`)
+      `${cluster ? `Redis Cluster ${clusterNodes}` : `Redis ${redisUrl}`}${ownRedis || ownCluster ? ' (started for the soak)' : ''}, access tokens ${ACCESS_TOKEN_TTL_SECONDS} s (refreshed ${REFRESH_LEAD_SECONDS} s before expiry)`)
     const tally = new Tally()
     const started = Date.now()
     const until = started + durationS * 1000
@@ -116,8 +122,21 @@ async function main(): Promise<number> {
     await apps.stopAll()
     await ehr.close()
     if (ownRedis) await stopRedis(ownRedis)
-    else await removeKeys(redisUrl, prefix)
+    else if (ownCluster) await stopRedisCluster(ownCluster)
+    else if (cluster) await removeClusterKeys(clusterNodes!, prefix)
+    else await removeKeys(redisUrl!, prefix)
   }
+}
+
+async function removeClusterKeys(nodes: string, prefix: string): Promise<void> {
+  const redis = createCluster({ rootNodes: nodes.split(',').map((node) => ({ url: `redis://${node.trim()}` })) })
+  await redis.connect()
+  for (const master of redis.masters) {
+    const node = await redis.nodeClient(master)
+    // One key at a time: a cluster refuses a DEL of keys in several slots.
+    for await (const keys of node.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) for (const key of keys) await redis.unlink(key)
+  }
+  await redis.close()
 }
 
 async function removeKeys(url: string, prefix: string): Promise<void> {

@@ -2,7 +2,8 @@
 // Redis really are, so that a test can SIGKILL one mid-request. processes.ts starts it as
 // `node -r esbuild-register app-process.ts` and reads `{"port":…}` from its first stdout line.
 //
-//   REDIS_URL            the Redis (required)
+//   REDIS_URL            the Redis (required unless REDIS_CLUSTER_NODES)
+//   REDIS_CLUSTER_NODES  `host:port,…` of a Redis Cluster to use instead (node-redis createCluster)
 //   KEY_PREFIX           connect-redis key prefix (required): one per test, so its keys can be found and removed
 //   ISS                  the mock EHR's FHIR base, the only issuer allowed to launch (required)
 //   HTTP_TIMEOUT_MS      options.httpTimeoutMs (default: the library's)
@@ -17,7 +18,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { RedisStore } from 'connect-redis'
 import type { NextFunction, Request as ExpressRequest, Response } from 'express'
-import { createClient } from 'redis'
+import { createClient, createCluster } from 'redis'
 import { failFastStore, type SmartClientOptions } from '../../lib'
 import { testApp } from './app'
 
@@ -47,7 +48,10 @@ function optionalNumber(name: string): number | undefined {
 
 async function main(): Promise<void> {
   const iss = required('ISS')
-  const redis = createClient({ url: required('REDIS_URL'), socket: { connectTimeout: 5000 } })
+  const clusterNodes = process.env.REDIS_CLUSTER_NODES
+  const redis = clusterNodes
+    ? createCluster({ rootNodes: clusterNodes.split(',').map((node) => ({ url: `redis://${node.trim()}` })), defaults: { socket: { connectTimeout: 5000 } } })
+    : createClient({ url: required('REDIS_URL'), socket: { connectTimeout: 5000 } })
   redis.on('error', (err: Error) => console.error(`[app-process ${process.pid}] redis: ${err.message}`))
   await redis.connect()
   const store = failFastStore(new RedisStore({ client: redis, prefix: required('KEY_PREFIX') }))

@@ -13,8 +13,7 @@ const APP_PROCESS = join(__dirname, 'app-process.ts')
 const READY_TIMEOUT_MS = 30_000
 const STDERR_KEPT = 64 * 1024
 
-export interface AppEnv {
-  REDIS_URL: string
+export type AppEnv = ({ REDIS_URL: string; REDIS_CLUSTER_NODES?: undefined } | { REDIS_CLUSTER_NODES: string; REDIS_URL?: undefined }) & {
   /** connect-redis key prefix, shared by the instances that share sessions. */
   KEY_PREFIX: string
   /** The mock EHR's FHIR base: the only issuer allowed to launch. */
@@ -66,7 +65,7 @@ function killLiveOnExit(): void {
 
 function envOf(env: AppEnv): Record<string, string> {
   return {
-    REDIS_URL: env.REDIS_URL,
+    ...(env.REDIS_URL !== undefined ? { REDIS_URL: env.REDIS_URL } : { REDIS_CLUSTER_NODES: env.REDIS_CLUSTER_NODES }),
     KEY_PREFIX: env.KEY_PREFIX,
     ISS: env.ISS,
     ...(env.HTTP_TIMEOUT_MS !== undefined ? { HTTP_TIMEOUT_MS: String(env.HTTP_TIMEOUT_MS) } : {}),
