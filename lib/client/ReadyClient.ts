@@ -38,6 +38,29 @@ const LEADING_C0_OR_SPACE = /^[\u0000-\u0020]+/
 /** One slash (the parser reads `\` as `/`) not followed by another: a path, not `//host`. Tabs and newlines vanish in parsing. */
 const PATH_ABSOLUTE = /^[/\\](?![/\\\t\n\r])/
 
+/** What a ReadyClient derives from its launch record by parsing URLs. */
+interface Derived {
+  base: string
+  origin: string
+  user: { fhirUser: string; resourceType: string; id: string } | null
+}
+
+/**
+ * Derived once per stored launch record, not per request: the middleware serves many requests from the
+ * same record object (this process's copy), and URL parsing is the costliest part of making a client.
+ */
+const derivedByLaunch = new WeakMap<LaunchRecord, Derived>()
+
+function derive(launch: LaunchRecord): Derived {
+  let derived = derivedByLaunch.get(launch)
+  if (!derived) {
+    const base = launch.iss.endsWith('/') ? launch.iss : `${launch.iss}/`
+    derived = { base, origin: new URL(base).origin, user: userOf(launch.idTokenClaims, launch.iss) }
+    derivedByLaunch.set(launch, derived)
+  }
+  return derived
+}
+
 /** `fhirUser` may be relative (`Practitioner/123`); it resolves against the FHIR base (SECURITY S20). */
 function userOf(claims: Record<string, unknown> | null, fhirServer: string): { fhirUser: string; resourceType: string; id: string } | null {
   const fhirUser = claims?.fhirUser
@@ -99,15 +122,16 @@ export class ReadyClient extends FhirApi {
     this.activePatient = launch.selector
     this.patient = contextReference(this, 'Patient', launch.patient)
     this.encounter = contextReference(this, 'Encounter', launch.encounter)
-    this.user = userReference(this, userOf(launch.idTokenClaims, launch.iss))
+    const derived = derive(launch)
+    this.user = userReference(this, derived.user)
     this.scope = launch.scope
     this.intent = launch.intent
     this.needPatientBanner = launch.needPatientBanner
     this.smartStyleUrl = launch.smartStyleUrl
     this.fhirContext = launch.fhirContext
     this.idTokenClaims = launch.idTokenClaims
-    this.#base = launch.iss.endsWith('/') ? launch.iss : `${launch.iss}/`
-    this.#origin = new URL(this.#base).origin
+    this.#base = derived.base
+    this.#origin = derived.origin
     this.#http = init.http
     this.#refresh = init.refresh
     this.#accessToken = init.accessToken
