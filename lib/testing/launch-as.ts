@@ -1,6 +1,12 @@
 import type { Agent } from 'supertest'
 import type { LaunchContext, MockEhr } from './types'
 
+/**
+ * Options of `launchAs()`.
+ *
+ * @example
+ * await launchAs(agent, ehr, { patient: 'patient-1' }, { launchPath: '/smart/launch' })
+ */
 export interface LaunchAsOptions {
   /** The app's `smartLaunch()` route. Default `/launch`. */
   launchPath?: string

@@ -2,7 +2,13 @@ import type { Agent } from 'supertest'
 import { expectRedirect } from './launch-as'
 import type { MockEhr, MockEhrUser } from './types'
 
-/** Who logs in to the app standalone, and for which patient. */
+/**
+ * Who logs in to the app standalone, and for which patient.
+ *
+ * @example
+ * await loginAs(agent, ehr, { patient: 'patient-2' })                     // a practitioner picks patient-2
+ * await loginAs(agent, ehr, { user: 'patient', patient: 'patient-3' })    // the patient signs in
+ */
 export interface LoginContext {
   /**
    * Signed in as the practitioner: the patient to choose at the EHR's patient picker (the app asks for
@@ -14,6 +20,12 @@ export interface LoginContext {
   user?: MockEhrUser
 }
 
+/**
+ * Options of `loginAs()`.
+ *
+ * @example
+ * await loginAs(agent, ehr, { patient: 'patient-1' }, { loginPath: '/signin', sendIss: false })
+ */
 export interface LoginAsOptions {
   /** The app's `smartLogin()` route. Default `/login`. */
   loginPath?: string

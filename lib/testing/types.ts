@@ -2,10 +2,19 @@
  * How a faulty endpoint misbehaves: answer 500, never answer (until `close()`), answer 200 with a body that is
  * not what the caller expects, or `drop`: do the work (a grant is issued, a refresh token rotates) and never
  * deliver the answer (until `close()`), as when the caller crashes while the answer is on its way.
+ *
+ * @example
+ * ehr.faults.token = 'hang'      // the next token request never answers
+ * delete ehr.faults.token        // heal
  */
 export type Fault = '500' | 'hang' | 'malformed' | 'drop'
 
-/** The EHR context a launch id stands for; returned to the app in the token response. */
+/**
+ * The EHR context a launch id stands for; returned to the app in the token response.
+ *
+ * @example
+ * const url = ehr.launchUrl('http://127.0.0.1:3000/launch', { patient: 'patient-1', encounter: 'patient-1-encounter-1', intent: 'reconcile-medications' })
+ */
 export interface LaunchContext {
   patient: string
   encounter?: string
@@ -15,7 +24,15 @@ export interface LaunchContext {
   fhirContext?: Array<{ reference?: string; canonical?: string; type?: string; role?: string }>
 }
 
-/** A client registered at the mock authorization server. Without `redirectUris` any http(s) redirect_uri is accepted. */
+/**
+ * A client registered at the mock authorization server. Without `redirectUris` any http(s) redirect_uri is accepted.
+ *
+ * @example
+ * const ehr = await createMockEhr({ clients: [
+ *   { clientId: 'my-app', type: 'public' },
+ *   { clientId: 'my-backend', type: 'confidential-symmetric', method: 'client_secret_basic', clientSecret: 's3cret' },
+ * ] })
+ */
 export type MockEhrClient = { clientId: string; redirectUris?: string[] } & (
   | { type: 'public' }
   | {
@@ -36,6 +53,12 @@ export type MockEhrClient = { clientId: string; redirectUris?: string[] } & (
     }
 )
 
+/**
+ * Options of `createMockEhr()`; all optional.
+ *
+ * @example
+ * const ehr = await createMockEhr({ accessTokenTtlSeconds: 60, appLaunchUrl: 'http://127.0.0.1:3000/launch' })
+ */
 export interface MockEhrOptions {
   /** Default: one public client `mock-app` accepting any redirect_uri. */
   clients?: MockEhrClient[]
@@ -82,10 +105,19 @@ export interface MockEhrOptions {
  *
  * Patient and related-person logins see only that patient's compartment at the FHIR server, whatever
  * the scopes. `fhirUser` is absolute on the FHIR base unless `fhirUserRelative`.
+ *
+ * @example
+ * await ehr.authorize(authorizationUrl, { user: 'patient', patient: 'patient-2' })
  */
 export type MockEhrUser = 'practitioner' | 'patient' | 'related-person'
 
-/** How {@link MockEhr.authorize} answers at the authorization server. */
+/**
+ * How {@link MockEhr.authorize} answers at the authorization server.
+ *
+ * @example
+ * const callback = await ehr.authorize(authorizationUrl, { patient: 'patient-3' })   // picks patient-3 at the picker
+ * const denied = await ehr.authorize(otherUrl, { deny: true })                      // ?error=access_denied
+ */
 export interface AuthorizeOptions {
   /**
    * The patient of this authorization. Signed in as the practitioner: the patient to choose at the
@@ -101,6 +133,14 @@ export interface AuthorizeOptions {
   deny?: boolean
 }
 
+/**
+ * What the mock EHR counted since it started.
+ *
+ * @example
+ * const before = ehr.stats.refreshGrants
+ * // ... requests that should refresh once ...
+ * expect(ehr.stats.refreshGrants - before).toBe(1)
+ */
 export interface MockEhrStats {
   discoveryFetches: number
   codeGrants: number
@@ -109,6 +149,12 @@ export interface MockEhrStats {
   revocations: number
 }
 
+/**
+ * One request the FHIR server received (`ehr.fhirLog`), with the access token it carried.
+ *
+ * @example
+ * expect(ehr.fhirLog.at(-1)).toMatchObject({ method: 'GET', status: 200 })
+ */
 export interface FhirLogEntry {
   method: string
   url: string
@@ -116,6 +162,12 @@ export interface FhirLogEntry {
   status: number
 }
 
+/**
+ * The faults in force, per endpoint (`ehr.faults`): set a field to make that endpoint misbehave.
+ *
+ * @example
+ * ehr.faults = { discovery: '500', authorize: 'deny' }
+ */
 export interface MockEhrFaults {
   discovery?: Fault
   token?: Fault
@@ -124,6 +176,14 @@ export interface MockEhrFaults {
   authorize?: 'deny'
 }
 
+/**
+ * A running mock SMART EHR (`createMockEhr()`): its URLs, the browser it plays, its counters and faults.
+ *
+ * @example
+ * const ehr = await createMockEhr()
+ * const launchUrl = ehr.launchUrl('http://127.0.0.1:3000/launch', { patient: 'patient-1' })
+ * await ehr.close()
+ */
 export interface MockEhr {
   /** The FHIR base URL, `http://127.0.0.1:<port>/fhir`: what an EHR launch sends as `iss`. */
   readonly iss: string
