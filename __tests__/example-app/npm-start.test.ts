@@ -4,7 +4,7 @@ import { join } from 'node:path'
 jest.setTimeout(60_000)
 
 describe('npm start', () => {
-  it('serves the EHR page within 30 s', async () => {
+  it('prints both ways in and serves the EHR page (EHR launch) and the app page (standalone sign-in) within 30 s', async () => {
     const started = Date.now()
     const child = spawn('npm', ['start'], {
       cwd: join(__dirname, '..', '..'),
@@ -19,7 +19,7 @@ describe('npm start', () => {
         const onData = (chunk: Buffer) => {
           output += chunk.toString()
           const match = /Mock EHR:\s+(http:\/\/\S+)/.exec(output)
-          if (match) {
+          if (match && /Example app:\s+http:\/\/\S+/.test(output)) {
             clearTimeout(timer)
             resolve(match[1])
           }
@@ -30,7 +30,13 @@ describe('npm start', () => {
       })
       const page = await fetch(ehrUrl)
       expect(page.status).toBe(200)
-      expect(await page.text()).toMatch(/Launch/)
+      const ehrPage = await page.text()
+      expect(ehrPage).toMatch(/Launch/)
+      expect(ehrPage).toMatch(/standalone/i)
+      const appUrl = /Example app:\s+(http:\/\/\S+)/.exec(output)![1]
+      expect(output).toMatch(/standalone: open this and click "Sign in with the EHR"/)
+      const ehrs = await (await fetch(new URL('/ehrs', appUrl))).json()
+      expect(ehrs).toEqual([{ iss: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+\/fhir$/), name: expect.stringContaining('EHR') }])
       expect(Date.now() - started).toBeLessThan(30_000)
     } finally {
       // npm runs the app in a child of its own: end the whole process group.
