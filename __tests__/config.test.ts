@@ -1,3 +1,4 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { MemoryStore } from 'express-session'
 import { SmartClient, expressSessionStorage, type SmartClientConfiguration } from '../lib'
 
@@ -48,10 +49,35 @@ describe('configuration is validated at construction', () => {
     expect(run).toThrow(message)
   })
 
-  it('S15 accepts a private key whose kid comes from keyId or from the JWK', () => {
+  describe('private_key_jwt keys are read at construction, never first at a launch', () => {
     const server = { issuer: 'https://ehr/fhir', type: 'confidential-asymmetric', method: 'private_key_jwt' }
-    expect(construct({ ...base, allowAnyIssuer: undefined, knownFhirServers: [{ ...server, privateKey: '-----BEGIN PRIVATE KEY-----', keyId: 'k1' }] })).not.toThrow()
-    expect(construct({ ...base, allowAnyIssuer: undefined, knownFhirServers: [{ ...server, privateKey: { kty: 'EC', kid: 'k1' } }] })).not.toThrow()
+    const ec384 = generateKeyPairSync('ec', { namedCurve: 'P-384' })
+    const ec256 = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+    const pem = (key: KeyObject) => key.export({ type: 'pkcs8', format: 'pem' }) as string
+    const jwk = (key: KeyObject, kid = 'k1') => ({ ...key.export({ format: 'jwk' }), kid })
+    const withKey = (fields: Record<string, unknown>) => construct({ ...base, allowAnyIssuer: undefined, knownFhirServers: [{ ...server, ...fields }] })
+
+    it('S15 accepts RSA and EC P-384 keys, as JWK (kid from the JWK) or PKCS#8 PEM (kid from keyId), with or without alg', () => {
+      for (const ok of [
+        { privateKey: pem(ec384.privateKey), keyId: 'k1' }, { privateKey: jwk(ec384.privateKey), alg: 'ES384' },
+        { privateKey: pem(rsa.privateKey), keyId: 'k1', alg: 'RS384' }, { privateKey: jwk(rsa.privateKey) },
+      ]) expect(withKey(ok)).not.toThrow()
+    })
+
+    it.each([
+      ['an EC key with alg RS384', () => ({ privateKey: jwk(ec384.privateKey), alg: 'RS384' }), /knownFhirServers\[0\]\.alg.*ES384/],
+      ['an RSA key with alg ES384', () => ({ privateKey: pem(rsa.privateKey), keyId: 'k1', alg: 'ES384' }), /knownFhirServers\[0\]\.alg/],
+      ['an EC P-256 key', () => ({ privateKey: jwk(ec256.privateKey) }), /knownFhirServers\[0\]\.privateKey.*P-384/],
+      ['a public JWK (no "d")', () => ({ privateKey: jwk(ec384.publicKey), alg: 'ES384' }), /knownFhirServers\[0\]\.privateKey/],
+      ['text that is no key', () => ({ privateKey: 'not a pem', keyId: 'k1' }), /knownFhirServers\[0\]\.privateKey/],
+      ['a truncated PEM', () => ({ privateKey: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----', keyId: 'k1' }), /knownFhirServers\[0\]\.privateKey/],
+      ['a PKCS#1 PEM', () => ({ privateKey: rsa.privateKey.export({ type: 'pkcs1', format: 'pem' }) as string, keyId: 'k1' }), /knownFhirServers\[0\]\.privateKey.*PKCS#8/],
+    ])('regression: %s is a TypeError naming the field', (_name, fields, message) => {
+      const run = withKey(fields())
+      expect(run).toThrow(TypeError)
+      expect(run).toThrow(message)
+    })
   })
 
   it('suggests the nearest key for a misspelt one', () => {

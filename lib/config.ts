@@ -1,3 +1,5 @@
+import { createPrivateKey, type JsonWebKeyInput, type KeyObject } from 'node:crypto'
+
 /**
  * Configuration types, validated once (when a client or middleware is created), defaulted and frozen.
  * Invalid configuration is a `TypeError` that names the field — never a per-request failure.
@@ -23,6 +25,7 @@ export type KnownFhirServer = { issuer: string; name?: string } & (
       privateKey: JsonWebKey | string
       /** The `kid` of the assertion header. Default: the private JWK's `kid`; required with a PEM. */
       keyId?: string
+      /** Default: from the key — RS384 for an RSA key, ES384 for an EC P-384 key. */
       alg?: 'RS384' | 'ES384'
     }
 )
@@ -244,11 +247,33 @@ function validateServer(where: string, server: unknown): KnownFhirServer {
       else if (typeof s.privateKey === 'string' || typeof (s.privateKey as { kid?: unknown }).kid !== 'string' || (s.privateKey as { kid: string }).kid === '') {
         fail(`${where}.keyId`, 'is required: SMART needs a "kid" in the assertion header; set keyId, or a "kid" in the private JWK')
       }
+      s.alg = signingAlgorithm(where, s.privateKey as JsonWebKey | string, s.alg as 'RS384' | 'ES384' | undefined)
       break
     default:
       fail(`${where}.type`, 'must be "public", "confidential-symmetric" or "confidential-asymmetric"')
   }
   return Object.freeze({ ...s }) as KnownFhirServer
+}
+
+/**
+ * Reads the private key now, so that a key the EHR could never accept fails at configuration time with a
+ * TypeError naming the field — never later, on every launch. The algorithm follows from the key when unset.
+ */
+function signingAlgorithm(where: string, privateKey: JsonWebKey | string, alg: 'RS384' | 'ES384' | undefined): 'RS384' | 'ES384' {
+  if (typeof privateKey === 'string' && !privateKey.includes('-----BEGIN PRIVATE KEY-----')) {
+    fail(`${where}.privateKey`, 'must be a PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----"; convert with `openssl pkcs8 -topk8 -nocrypt`) or a private JWK')
+  }
+  let key: KeyObject
+  try {
+    key = typeof privateKey === 'string' ? createPrivateKey(privateKey) : createPrivateKey({ key: privateKey as JsonWebKeyInput['key'], format: 'jwk' })
+  } catch {
+    fail(`${where}.privateKey`, 'is not a readable private key (a private JWK with "d", or a PKCS#8 PEM)')
+  }
+  const curve = key.asymmetricKeyDetails?.namedCurve
+  const fromKey = key.asymmetricKeyType === 'rsa' ? 'RS384' : key.asymmetricKeyType === 'ec' && curve === 'secp384r1' ? 'ES384' : null
+  if (!fromKey) fail(`${where}.privateKey`, `must be an RSA key (RS384) or an EC P-384 key (ES384), not ${key.asymmetricKeyType}${curve ? ` ${curve}` : ''}`)
+  if (alg !== undefined && alg !== fromKey) fail(`${where}.alg`, `is ${alg}, but the key is for ${fromKey}`)
+  return fromKey
 }
 
 function validateServers(config: Record<string, unknown>): ReadonlyMap<string, KnownFhirServer> | null {

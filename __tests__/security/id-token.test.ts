@@ -121,9 +121,11 @@ describe('S19 id_token verification with id_tokens signed by the test', () => {
     await expectRefused(outcome, client)
   })
 
-  it('S19 an aud without this client is refused', async () => {
+  it('S19 an aud without this client is refused, and the message names the claim (not its value)', async () => {
     const { client, outcome } = await launchWith((c) => ({ ...c, aud: 'other-app' }))
     await expectRefused(outcome, client)
+    expect((outcome as Error).message).toContain('(aud)')
+    expect((outcome as Error).message).not.toContain('other-app')
   })
 })
 

@@ -68,8 +68,11 @@ export async function verifyIdToken(idToken: string, expected: IdTokenExpectatio
       currentDate: new Date(expected.now()),
     }))
   } catch (err) {
-    const code = (err as { code?: string }).code ?? ''
-    throw invalid(code ? code.replace(/^ERR_/, '').toLowerCase().replace(/_/g, ' ') : 'verification failed', err)
+    const { code = '', claim } = err as { code?: string; claim?: unknown }
+    const what = code ? code.replace(/^ERR_/, '').toLowerCase().replace(/_/g, ' ') : 'verification failed'
+    // jose names the claim that failed (aud, iss, exp, nbf, iat…): a name from a fixed set, never a value.
+    const named = typeof claim === 'string' && /^[a-z_]{2,20}$/i.test(claim) ? ` (${claim})` : ''
+    throw invalid(`${what}${named}`, err)
   }
   // OpenID Connect Core 3.1.3.7: with several audiences the token must name its authorized party, and
   // an azp, whenever present, must be this client (a token issued to another client is not ours).
