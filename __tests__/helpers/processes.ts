@@ -82,7 +82,8 @@ function describeExit(exit: Exit): string {
 async function spawnApp(name: string, env: AppEnv, nodeArgs: string[]): Promise<AppInstance> {
   const child = spawn(process.execPath, [...nodeArgs, '-r', 'esbuild-register', APP_PROCESS], {
     cwd: ROOT,
-    env: { ...process.env, ...envOf(env) },
+    // Only the Redis the test names: global-setup exports both variables, and app-process.ts prefers the cluster.
+    env: { ...process.env, REDIS_URL: undefined, REDIS_CLUSTER_NODES: undefined, ...envOf(env) },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   live.add(child)
