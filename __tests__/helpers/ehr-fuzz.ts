@@ -56,24 +56,49 @@ export const TOKEN_FIELDS = [
 export const JWKS_FIELDS = ['keys', 'keys.0', 'keys.0.kty', 'keys.0.kid', 'keys.0.alg', 'keys.0.use', 'keys.0.x', 'keys.0.crv', 'keys.0.key_ops', '__proto__']
 
 const junkJson: fc.Arbitrary<unknown> = fc.oneof(
-  fc.constantFrom(null, true, false, 0, -1, 1e308, Number.MAX_SAFE_INTEGER + 2, '', ' ', 'null', 'Bearer', 'bearer', 'DPoP', 'S256', 'plain', '3600', '-5'),
+  fc.constantFrom(null, true, false, 0, -1, 1e308, Number.MAX_SAFE_INTEGER + 2, '', ' ', 'null', 'true', '0'),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.integer(),
   fc.double(),
   fc.jsonValue({ maxDepth: 4 }),
-  fc.array(fc.constantFrom('S256', 'plain', null, 1, 'patient-1'), { maxLength: 4 }),
   fc.constantFrom(5_000, 50_000).map((n) => 'x'.repeat(n)),
-  fc.constantFrom('patient-1', 'patient/1', '../Patient/x', 'a'.repeat(65), 'patient 1', '\u0000', 'Patient/patient-1'),
 )
 
+/**
+ * Plausible but wrong values of the fields that matter, tried more often than junk: other token types
+ * (openid-client itself accepts DPoP), near-bearer spellings, expiries, non-FHIR patient ids, PKCE lists.
+ */
+const PLAUSIBLE: Record<string, readonly unknown[]> = {
+  token_type: ['DPoP', 'dpop', 'mac', 'N_A', 'BEARER', 'Bearer ', ' bearer', 'bearer\u0000', 'Bearer', 'bearer'],
+  access_token: ['', ' ', 0, null, [], {}, 'x'.repeat(10_000)],
+  expires_in: ['3600', -1, 0, 1e308, Number.NaN, 'soon', null, { seconds: 1 }],
+  patient: ['patient/1', '../Patient/x', 'a'.repeat(65), 'patient 1', '\u0000', 'Patient/patient-1', '', 7, ['patient-1']],
+  encounter: ['', 7, {}, 'Encounter/1'],
+  scope: ['', 7, ['openid'], 'openid\u0000'],
+  refresh_token: ['', 7, {}],
+  need_patient_banner: ['false', 'yes', 1, null],
+  fhirContext: ['Patient/1', [null, 1, 'x', { reference: 7 }], { reference: 'Patient/1' }],
+  issuer: ['', 'https://evil.example', 7, null, ['x']],
+  code_challenge_methods_supported: [['plain'], 'S256', [], ['s256'], [null], ['S256', 'plain']],
+  authorization_response_iss_parameter_supported: ['true', 1, false, null],
+  keys: [[], {}, null, [null], [{}], [{ kty: 'oct', k: 'c2VjcmV0' }]],
+  'keys.0.kty': ['RSA', 'oct', '', null],
+  'keys.0.alg': ['none', 'HS256', 'RS256', 'ES384', ''],
+  'keys.0.use': ['enc', '', 'sig '],
+  'keys.0.crv': ['P-384', 'P-521', ''],
+}
+
 function edits(fields: readonly string[]): fc.Arbitrary<Edit[]> {
-  const value: fc.Arbitrary<Junk> = fc.oneof(
+  const valueFor = (field: string): fc.Arbitrary<Junk> => fc.oneof(
     { weight: 2, arbitrary: fc.constant({ delete: true as const }) },
-    { weight: 3, arbitrary: junkJson.map((json) => ({ json })) },
+    { weight: 2, arbitrary: junkJson.map((json) => ({ json })) },
+    // Own fields only: "toString" and "__proto__" are field names here too.
+    { weight: Object.hasOwn(PLAUSIBLE, field) ? 4 : 0, arbitrary: fc.constantFrom(...(Object.hasOwn(PLAUSIBLE, field) ? PLAUSIBLE[field] : [null])).map((json) => ({ json })) },
     { weight: 2, arbitrary: fc.constantFrom(...URL_KINDS).map((url) => ({ url })) },
   )
-  return fc.array(fc.record({ field: fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...fields) }, { weight: 1, arbitrary: fc.string({ maxLength: 12 }) }), value }), { minLength: 1, maxLength: 4 })
+  const field = fc.oneof({ weight: 6, arbitrary: fc.constantFrom(...fields) }, { weight: 1, arbitrary: fc.string({ maxLength: 12 }) })
+  return fc.array(field.chain((name) => valueFor(name).map((value): Edit => ({ field: name, value }))), { minLength: 1, maxLength: 4 })
 }
 
 const TEXT_BODIES = [
