@@ -127,8 +127,9 @@ describe.each(propertyStores())('misbehaving EHRs over %s', (_name, kind) => {
   let current: Ehr | null = null
   let n = 0
   const outbound: string[] = []
-  const tokenBodies: unknown[] = []
-  const jwksTexts: Array<string | null> = []
+  /** The token endpoint's and the JWKS's last answers (200s only) and how many there were; only the last is kept (1 MB bodies). */
+  const token = { answers: 0, body: undefined as unknown }
+  const jwks = { answers: 0, text: null as string | null }
 
   /** The case's EHR, as the app's fetch: what the scenario says, at the URLs its discovery document names. */
   const ehrFetch: typeof fetch = async (input, init) => {
@@ -141,12 +142,14 @@ describe.each(propertyStores())('misbehaving EHRs over %s', (_name, kind) => {
     if (names('token_endpoint')) {
       const base = { access_token: `at-${ehr.n}`, token_type: 'Bearer', expires_in: 3600, scope: 'openid fhirUser launch patient/*.rs', patient: 'patient-1', refresh_token: `rt-${ehr.n}`, ...(ehr.idToken ? { id_token: ehr.idToken } : {}) }
       const text = render(ehr.scenario.token, base, ehr, 'token')
-      tokenBodies.push(ehr.scenario.token.status === 200 ? parsed(text) : undefined)
+      token.answers++
+      token.body = ehr.scenario.token.status === 200 ? parsed(text) : undefined
       return respond(ehr.scenario.token, text, init?.signal)
     }
     if (names('jwks_uri')) {
       const text = render(ehr.scenario.jwks, { keys: [publicJwk] }, ehr, 'jwks')
-      jwksTexts.push(ehr.scenario.jwks.status === 200 ? text : null)
+      jwks.answers++
+      jwks.text = ehr.scenario.jwks.status === 200 ? text : null
       return respond(ehr.scenario.jwks, text, init?.signal)
     }
     if (names('revocation_endpoint')) return new Response(null, { status: 200 })
@@ -174,9 +177,9 @@ describe.each(propertyStores())('misbehaving EHRs over %s', (_name, kind) => {
 
   /** Whether the JWKS served holds the signing key itself (the only key an accepted id_token may be checked with). */
   function servedOwnKey(): boolean {
-    const jwks = parsed(jwksTexts.at(-1) ?? null) as { keys?: unknown } | null
-    if (!isObject(jwks) || !Array.isArray(jwks.keys)) return false
-    return jwks.keys.some((key) => isObject(key) && key.kty === publicJwk.kty && key.crv === publicJwk.crv && key.x === publicJwk.x && key.y === publicJwk.y)
+    const served = parsed(jwks.text) as { keys?: unknown } | null
+    if (!isObject(served) || !Array.isArray(served.keys)) return false
+    return served.keys.some((key) => isObject(key) && key.kty === publicJwk.kty && key.crv === publicJwk.crv && key.x === publicJwk.x && key.y === publicJwk.y)
   }
 
   async function check(sc: Scenario): Promise<void> {
@@ -186,7 +189,7 @@ describe.each(propertyStores())('misbehaving EHRs over %s', (_name, kind) => {
     const doc = parsed(ehr.discoveryText)
     ehr.document = sc.discovery.status === 200 && isObject(doc) ? doc : null
     current = ehr
-    const [sent, wrote, asked, keysServed] = [outbound.length, writes.length, tokenBodies.length, jwksTexts.length]
+    const [sent, wrote, asked, keysServed] = [outbound.length, writes.length, token.answers, jwks.answers]
     const launched = (await app.get(`/launch?iss=${encodeURIComponent(ehr.iss)}&launch=fuzz`)) as unknown as Answer
     let step = `launch → ${launched.status} ${launched.text.slice(0, 200)}`
     try {
@@ -212,7 +215,7 @@ describe.each(propertyStores())('misbehaving EHRs over %s', (_name, kind) => {
       const afterLaunch = writes.length
       const res = (await app.get(`/callback?${query}`).set('Cookie', sessionCookie(launched)!)) as unknown as Answer
       step = `callback → ${res.status} ${res.text.slice(0, 200)}`
-      const tokenBody = tokenBodies.length > asked ? tokenBodies.at(-1) : undefined
+      const tokenBody = token.answers > asked ? token.body : undefined
       const sessionWrites = writes.slice(afterLaunch).filter((w) => w.key.startsWith('session:'))
       expectOnlyNamedUrls(ehr, sent)
       if (res.status === 302) {
@@ -227,7 +230,7 @@ describe.each(propertyStores())('misbehaving EHRs over %s', (_name, kind) => {
           expect((tokenBody as Record<string, unknown>).id_token).toBe(ehr.idToken)
           expect(sc.idToken).toBe('valid')
           expect(issuer).toBe(`${origin}/oauth`)
-          expect(jwksTexts.length).toBeGreaterThan(keysServed)
+          expect(jwks.answers).toBeGreaterThan(keysServed)
           expect(servedOwnKey()).toBe(true)
         }
         outcomes.add(`callback 302 ${withIdToken ? 'with' : 'without'} an id_token`)
