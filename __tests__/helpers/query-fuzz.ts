@@ -157,8 +157,11 @@ export function queryTemplate(genuine: readonly string[], names: readonly string
     .filter((template) => templateLength(template) < 11_000)
 }
 
+/** The length of `text` in a URL once the client percent-encodes it: three characters per byte that is not printable ASCII. */
+const urlLength = (text: string) => [...Buffer.from(text, 'utf8')].reduce((sum, byte) => sum + (byte > 0x20 && byte < 0x7f ? 1 : 3), 0)
+
 function templateLength(template: QueryTemplate): number {
-  return template.entries.reduce((sum, { key, value }) => sum + key.length + 1 + (value === null ? 0 : 'text' in value ? value.text.length : 400), 0)
+  return template.entries.reduce((sum, { key, value }) => sum + urlLength(key) + 1 + (value === null ? 0 : 'text' in value ? urlLength(value.text) : 400), 0)
 }
 
 /** The query string (with its `?`, or empty) of `template`, genuine values filled in from `refs`. */
