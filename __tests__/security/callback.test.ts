@@ -52,6 +52,16 @@ describe('callback', () => {
     expect(ehr.stats.codeGrants).toBe(grants)
   })
 
+  it('S13 regression: an error that is not a string (error[toString]=x through the extended query parser) is AUTHORIZATION_DENIED, not a TypeError, and the state is spent', async () => {
+    const { client, query } = await callbackWith({})
+    const grants = ehr.stats.codeGrants
+    for (const error of [{ toString: 'x' }, { valueOf: 'x', toString: 'y' }, ['access_denied', 'x'], Object.create(null)]) {
+      await expect(client.callback({ ...query, error } as never)).rejects.toMatchObject({ code: 'AUTHORIZATION_DENIED', status: 403 })
+    }
+    await expect(client.callback(query)).rejects.toMatchObject({ code: 'INVALID_STATE' })
+    expect(ehr.stats.codeGrants).toBe(grants)
+  })
+
   describe('S14 a smart-configuration without issuer (current behaviour)', () => {
     const withoutIssuer: typeof fetch = async (input, init) => {
       const response = await fetch(input, init)

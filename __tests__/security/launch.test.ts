@@ -122,6 +122,16 @@ describe('S3 S4 discovery documents from misbehaving servers', () => {
     expect(result).toMatchObject({ code: 'DISCOVERY_FAILED' })
   })
 
+  it('S3 regression: an endpoint too long for a Location header (found by the issue 9 property) is DISCOVERY_FAILED, not a redirect no client can read', async () => {
+    const long = (req: { headers: { host?: string } }) => ({ ...endpoints(`http://${req.headers.host}`), authorization_endpoint: `http://${req.headers.host}/${'a'.repeat(100_000)}` })
+    expect(await launchAgainst((req, res) => json(res, 200, long(req)))).toMatchObject({ code: 'DISCOVERY_FAILED' })
+    const limit = (req: { headers: { host?: string } }) => {
+      const base = `http://${req.headers.host}/`
+      return { ...endpoints(`http://${req.headers.host}`), authorization_endpoint: `${base}${'a'.repeat(2048 - base.length)}` }
+    }
+    expect(await launchAgainst((req, res) => json(res, 200, limit(req)))).toHaveProperty('redirectUrl')
+  })
+
   it('S3 a server that never answers times out', async () => {
     const started = Date.now()
     expect(await launchAgainst(() => undefined)).toMatchObject({ code: 'DISCOVERY_FAILED' })

@@ -194,7 +194,8 @@ export class SmartClient {
     const owns = (owner: string) => this.#session.owns(owner)
     if (query?.error !== undefined) {
       if (typeof query.state === 'string' && query.state !== '') await dropPendingLaunch(this.#storage, query.state, owns).catch(() => undefined)
-      const code = String(query.error).replace(/[^\w.-]/g, '').slice(0, 64)
+      // Query parsers give arrays and objects too: `error[toString]=x` (extended parser) makes String() throw.
+      const code = (typeof query.error === 'string' ? query.error : 'malformed').replace(/[^\w.-]/g, '').slice(0, 64)
       throw new SmartError('AUTHORIZATION_DENIED', `The EHR did not authorize the app (${code})`)
     }
     const code = param('code', query?.code)

@@ -25,10 +25,17 @@ function failed(iss: string, why: string, cause?: unknown): SmartError {
   return new SmartError('DISCOVERY_FAILED', `SMART discovery for ${iss} failed: ${why}`, { cause })
 }
 
+/**
+ * The authorization URL is sent to the browser in a Location header: an endpoint longer than this would make
+ * a redirect that Node (16 KB of headers), proxies and browsers refuse, instead of our documented 502.
+ */
+const MAX_ENDPOINT_LENGTH = 2048
+
 function checkEndpoint(iss: string, doc: Record<string, unknown>, field: string, allowHttp: boolean, required: boolean): void {
   const value = doc[field]
   if (value === undefined && !required) return
   if (typeof value !== 'string') throw failed(iss, `"${field}" is ${required ? 'missing' : 'not a string'}`)
+  if (value.length > MAX_ENDPOINT_LENGTH) throw failed(iss, `"${field}" is longer than ${MAX_ENDPOINT_LENGTH} characters`)
   let url: URL
   try {
     url = new URL(value)
