@@ -1,4 +1,5 @@
 import { MemoryStore } from 'express-session'
+import { calculatePKCECodeChallenge } from 'openid-client'
 import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
 import { json, startServer } from '../helpers/http-server'
@@ -154,6 +155,8 @@ describe('S3 S4 discovery documents from misbehaving servers', () => {
     const { redirectUrl } = await new SmartClient('s7', recording, openConfig(), freshOptions()).launch(ehrLaunch(ehr, context))
     expect(verifiers[0]).toMatch(/^[A-Za-z0-9\-._~]{43,128}$/)
     expect(Buffer.from(new URL(redirectUrl).searchParams.get('state')!, 'base64url').length).toBeGreaterThanOrEqual(32)
+    // S4: the challenge is S256 of this launch's verifier, exactly as openid-client computes it.
+    expect(new URL(redirectUrl).searchParams.get('code_challenge')).toBe(await calculatePKCECodeChallenge(verifiers[0]))
   })
 
   it('S10 redirect_uri comes from configuration only', async () => {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import * as oidc from 'openid-client'
 import type { KnownFhirServer } from '../config'
 import { oauthErrorCode, SmartError } from '../errors'
@@ -59,6 +60,15 @@ async function configure(as: AuthorizationServer, takeIdToken: (idToken: string)
   return config
 }
 
+/**
+ * RFC 7636 S256: BASE64URL(SHA-256(ASCII(code_verifier))). The same value as openid-client's
+ * `calculatePKCECodeChallenge`, computed synchronously: WebCrypto's asynchronous digest round-trips through
+ * the thread pool and was a quarter of a launch's CPU time.
+ */
+function pkceChallenge(codeVerifier: string): string {
+  return createHash('sha256').update(codeVerifier, 'ascii').digest('base64url')
+}
+
 export interface AuthorizationRequest {
   url: string
   state: string
@@ -81,7 +91,7 @@ export async function buildAuthorizationRequest(
     scope: params.scope,
     state,
     aud: as.iss,
-    code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge: pkceChallenge(codeVerifier),
     code_challenge_method: 'S256',
   }
   if (nonce) query.nonce = nonce
