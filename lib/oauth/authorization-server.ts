@@ -76,16 +76,21 @@ export interface AuthorizationRequest {
   nonce: string | null
 }
 
-/** Builds the SMART authorization URL: PKCE S256, state, nonce (with openid), `aud`, and `launch` for an EHR launch. */
+/**
+ * Builds the SMART authorization URL: PKCE S256, state, nonce (with openid), `aud`, and `launch` for an EHR
+ * launch. Random values come from openid-client; the URL is the discovered `authorization_endpoint` (https
+ * checked at discovery, S2) with these query parameters — all an authorization request is, so no client
+ * configuration (or key import) is built for it.
+ */
 export async function buildAuthorizationRequest(
   as: AuthorizationServer,
   params: { redirectUri: string; scope: string; launch: string | null; openid: boolean },
 ): Promise<AuthorizationRequest> {
-  const config = await configure(as, () => undefined)
   const codeVerifier = oidc.randomPKCECodeVerifier()
   const state = oidc.randomState()
   const nonce = params.openid ? oidc.randomNonce() : null
   const query: Record<string, string> = {
+    client_id: as.clientId,
     response_type: 'code',
     redirect_uri: params.redirectUri,
     scope: params.scope,
@@ -97,7 +102,9 @@ export async function buildAuthorizationRequest(
   if (nonce) query.nonce = nonce
   // EHR launch: the EHR's launch id, passed back unchanged (S5). Standalone launch: none.
   if (params.launch !== null) query.launch = params.launch
-  return { url: oidc.buildAuthorizationUrl(config, query).href, state, codeVerifier, nonce }
+  const url = new URL(as.smart.authorization_endpoint)
+  for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value)
+  return { url: url.href, state, codeVerifier, nonce }
 }
 
 /** The OAuth `error` of a refusal: in the JSON body, or in a 401's WWW-Authenticate challenge. */
