@@ -39,10 +39,16 @@ export interface MemoryFootprint {
 /** Launches run this many at a time: the mock EHR's authorization, not the app, is the slow part. */
 const LAUNCH_CONCURRENCY = 8
 
-function kindOf(key: string, prefix: string): string {
+/**
+ * What a key is. The callback leaves two keys of the pre-callback session id besides the new session's: its
+ * express-session record, retired to a 10 s lifetime, and its SMART record, now a forward (10 minutes).
+ */
+function kindOf(key: string, prefix: string, value: string, ttlSeconds: number): string {
   const rest = key.slice(prefix.length)
   const smart = /^smart:(\w+):/.exec(rest)
-  return smart ? `smart:${smart[1]}:<id>` : '<sid> (express-session)'
+  if (!smart) return ttlSeconds <= 60 ? '<old sid> (express-session, retired)' : '<sid> (express-session)'
+  if (smart[1] === 'session' && value.includes('"kind":"forward"')) return 'smart:session:<old sid> (forward)'
+  return `smart:${smart[1]}:<id>`
 }
 
 export async function redisFootprint(ctx: BenchContext, encrypted: boolean): Promise<RedisFootprint> {
@@ -68,14 +74,15 @@ export async function redisFootprint(ctx: BenchContext, encrypted: boolean): Pro
     const written = [...await keysUnder(prefix)].filter((key) => !before.has(key))
     const keys: StoredKey[] = []
     for (const key of written) {
-      keys.push({ kind: kindOf(key, prefix), strlen: await client.strLen(key), memoryUsage: Number(await client.memoryUsage(key)), ttlSeconds: await client.ttl(key) })
+      const ttlSeconds = await client.ttl(key)
+      keys.push({ kind: kindOf(key, prefix, (await client.get(key)) ?? '', ttlSeconds), strlen: await client.strLen(key), memoryUsage: Number(await client.memoryUsage(key)), ttlSeconds })
     }
     keys.sort((a, b) => a.kind.localeCompare(b.kind))
     const total = { strlen: keys.reduce((sum, key) => sum + key.strlen, 0), memoryUsage: keys.reduce((sum, key) => sum + key.memoryUsage, 0) }
     ctx.check(`stored bytes (${variant}): the launch left its session keys in Redis`, keys.some((key) => key.kind.includes('smart:session:')) && keys.some((key) => key.kind.includes('express-session')),
       keys.map((key) => key.kind).join(', '))
     ctx.log(`  Redis, ${variant}: ${keys.length} keys, ${total.strlen} bytes (STRLEN), ${total.memoryUsage} bytes (MEMORY USAGE)`)
-    for (const key of keys) ctx.log(`    ${key.kind.padEnd(28)} ${String(key.strlen).padStart(5)} B  ${String(key.memoryUsage).padStart(5)} B in memory  TTL ${key.ttlSeconds} s`)
+    for (const key of keys) ctx.log(`    ${key.kind.padEnd(38)} ${String(key.strlen).padStart(5)} B  ${String(key.memoryUsage).padStart(5)} B in memory  TTL ${key.ttlSeconds} s`)
     return { ...total, keys }
   } finally {
     await client.close()

@@ -203,7 +203,7 @@ export function resultsMarkdown(m: Measurements, opts: BenchOptions, machine: Ma
       `${mem.sessions} sessions launched for real through \`smartLaunch\`/\`smartCallback\` against the mock EHR (none synthesized), ${fmt(mem.launchSeconds)} s.`,
       `Heap after full GCs (\`--expose-gc\`) went from ${fmt(mem.heapBefore / 1e6, 1)} MB to ${fmt(mem.heapAfter / 1e6, 1)} MB: **${fmt(mem.bytesPerSession)} bytes per session**`,
       `(${fmt(mem.bytesPerSession * 10_000 / 1e6, 1)} MB per 10,000 sessions), ${mem.storeEntriesPerSession} MemoryStore entries per session — the same keys as`,
-      'in Redis above, the two 10-minute ones (`used`, `moved`) included.', '')
+      'in Redis above, the short-lived ones (`used`, the forward of the pre-callback session id) included.', '')
   }
   lines.push(...METHOD, '', '## Machine', '',
     `- nproc: ${machine.nproc}`, `- CPU: ${machine.cpuModel}`, `- Node: ${machine.node}`, `- OS: ${machine.os}`,
