@@ -251,6 +251,16 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
       return session
     }
 
+    it('the patient selector joins a redirectUrl that has its own query and a fragment: before the fragment, after the query', async () => {
+      const routed = openConfig({ redirectUrl: 'http://app.test/app?view=chart#/summary' })
+      const session = nextSession()
+      const multiClient = new SmartClient({ sessionId: session, activePatient: null }, storage, routed, multi)
+      const { redirectUrl } = await multiClient.launch(ehrLaunch(ehr, { patient: 'patient-1' }))
+      expect(await multiClient.callback(await authorize(ehr, redirectUrl))).toMatchObject({
+        redirectUrl: 'http://app.test/app?view=chart&patient=patient-1#/summary',
+      })
+    })
+
     it('ready() serves exactly the active patient', async () => {
       const session = await twoPatients()
       expect((await client(session, 'patient-1').ready()).patient?.id).toBe('patient-1')

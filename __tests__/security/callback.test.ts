@@ -32,7 +32,11 @@ describe('callback', () => {
   it('S14 an authorization response iss of another issuer is ISSUER_MISMATCH, before redeeming the code', async () => {
     const { client, query } = await callbackWith({})
     const grants = ehr.stats.codeGrants
-    await expect(client.callback({ ...query, iss: 'https://attacker.example' })).rejects.toMatchObject({ code: 'ISSUER_MISMATCH', status: 400 })
+    await expect(client.callback({ ...query, iss: 'https://attacker.example' })).rejects.toMatchObject({
+      code: 'ISSUER_MISMATCH',
+      status: 400,
+      message: expect.stringMatching(/another issuer.*RFC 9207/),
+    })
     expect(ehr.stats.codeGrants).toBe(grants)
   })
 
@@ -40,7 +44,20 @@ describe('callback', () => {
     const { client, query } = await callbackWith({})
     expect(query.iss).toBe(ehr.issuer)
     const { iss: _iss, ...withoutIss } = query
-    await expect(client.callback(withoutIss)).rejects.toMatchObject({ code: 'ISSUER_MISMATCH' })
+    await expect(client.callback(withoutIss)).rejects.toMatchObject({ code: 'ISSUER_MISMATCH', message: expect.stringMatching(/lacks the "iss".*RFC 9207/) })
+  })
+
+  it('S14 a server that does not advertise RFC 9207 may leave iss out: the callback completes (most EHRs do not send it)', async () => {
+    const withoutIssSupport: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init)
+      if (!String(input).endsWith('/.well-known/smart-configuration')) return response
+      const { authorization_response_iss_parameter_supported: _supported, ...doc } = (await response.json()) as Record<string, unknown>
+      return Response.json(doc)
+    }
+    const { client, query } = await callbackWith({ fetch: withoutIssSupport })
+    const { iss: _iss, ...withoutIss } = query
+    await expect(client.callback(withoutIss)).resolves.toMatchObject({ patient: 'patient-1' })
+    expect((await client.ready()).patient?.id).toBe('patient-1')
   })
 
   it('S13 an error together with a code is AUTHORIZATION_DENIED, without a code exchange, and the state is spent', async () => {
