@@ -2,6 +2,7 @@ import fc from 'fast-check'
 import { MemoryStore } from 'express-session'
 import { SmartClient, SmartError, expressSessionStorage, type ReadyClient } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
+import { propertyRuns } from '../helpers/properties'
 import { completeLaunch, devOptions, openConfig } from '../helpers/smart'
 
 let ehr: MockEhr
@@ -95,7 +96,7 @@ describe('S20 the access token only goes to the FHIR server origin', () => {
         if (refused) expect(sentTo).toEqual([])
         for (const url of sentTo) expect(url.origin).toBe(fhirOrigin)
       }),
-      { seed: 42, numRuns: 1000 },
+      { seed: 42, numRuns: propertyRuns() },
     )
   }, 120_000)
 
