@@ -97,6 +97,16 @@ describe.each(storeKinds())('launch identity over %s', (_name, kind) => {
     it('a malformed X-Active-Patient is 403 even on a session without launches (the id check refuses, not the session)', async () => {
       const res = await request(testApp({ store, jsonErrors: true })).get('/api/context').set('X-Active-Patient', '../patient-1')
       expect({ status: res.status, code: res.body.code }).toEqual({ status: 403, code: 'UNKNOWN_PATIENT' })
+      expect(res.body.message).toMatch(/X-Active-Patient header does not name a patient/)
+    })
+
+    it('a repeated X-Active-Patient is refused, never resolved to one of its values; an empty one counts as absent', async () => {
+      const agent = request.agent(testApp({ store, jsonErrors: true }))
+      await launchAs(agent, ehrA, { patient: 'patient-1' })
+      // Two header lines (supertest sends an array value as one line each).
+      const repeated = await agent.get('/api/context').set('X-Active-Patient', ['patient-1', 'patient-1'] as unknown as string)
+      expect({ status: repeated.status, code: repeated.body.code }).toEqual({ status: 403, code: 'UNKNOWN_PATIENT' })
+      expect(await served(agent, '')).toMatchObject({ status: 200, patient: 'patient-1' })
     })
   })
 

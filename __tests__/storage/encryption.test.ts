@@ -83,6 +83,24 @@ describe('S29 tokens encrypted at rest', () => {
     await expect(client(session, oldKey).ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED' })
   })
 
+  it.each([
+    ['not a string', (): unknown => 12345],
+    ['without its ciphertext', (sealed: string) => sealed.split('.').slice(0, 3).join('.')],
+    ['with a part appended', (sealed: string) => `${sealed}.AAAA`],
+    ['under another version', (sealed: string) => sealed.replace(/^v2\./, 'v1.')],
+    ['empty', () => ''],
+  ])('S29 a sealed value %s is SESSION_EXPIRED (fail closed), never a TypeError or the tokens', async (_name, tamper) => {
+    const session = nextSession()
+    await completeLaunch(ehr, context, client(session, oldKey))
+    const { key, record, sealed } = sealedOf(session)
+    entries.set(key, withSealed(record, tamper(sealed) as string))
+    await expect(client(session, oldKey).ready()).rejects.toMatchObject({
+      code: 'SESSION_EXPIRED',
+      status: 401,
+      message: expect.stringMatching(/could not be decrypted \(was encryptionKey changed\?\)/),
+    })
+  })
+
   it('S29 an empty array of keys is a TypeError naming encryptionKey; a bad key names its index', () => {
     expect(() => client(nextSession(), [])).toThrow(/options\.encryptionKey/)
     expect(() => client(nextSession(), [newKey, 'short'])).toThrow(/options\.encryptionKey\[1\]/)

@@ -31,9 +31,10 @@ export const SMART_ISS_HEADER = 'x-smart-iss'
  * nor a handle, or repeated) is refused before the session is read: it never falls back to another patient.
  */
 export function activePatientOf(req: Request): string | null {
-  const header = req.headers[ACTIVE_PATIENT_HEADER]
+  // Node joins a repeated header with ", ", which no selector contains: a repeated header is refused too.
+  const header = req.get(ACTIVE_PATIENT_HEADER)
   if (header === undefined || header === '') return null
-  if (typeof header !== 'string' || !SELECTOR.test(header)) {
+  if (!SELECTOR.test(header)) {
     throw new SmartError('UNKNOWN_PATIENT', 'The X-Active-Patient header does not name a patient launched in this session')
   }
   return header

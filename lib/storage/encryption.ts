@@ -8,43 +8,42 @@ const IV_BYTES = 12
 const TAG_BYTES = 16
 
 /**
- * Encrypts a JSON value with the first of `keys` (AES-256-GCM); the result is
+ * Encrypts a JSON value with the first of `keys` (AES-256-GCM, whose tag is 16 bytes); the result is
  * `v2.<iv>.<tag>.<ciphertext>` in base64url. `aad` names where the value is stored: the same value read
  * back from anywhere else does not decrypt.
  */
 export function seal(keys: readonly Buffer[], value: unknown, aad: string): string {
-  const [key] = keys
-  if (!key) throw new TypeError('seal: no encryption key')
   const iv = randomBytes(IV_BYTES)
-  const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES })
-  cipher.setAAD(Buffer.from(aad, 'utf8'))
-  const body = Buffer.concat([cipher.update(JSON.stringify(value), 'utf8'), cipher.final()])
+  const cipher = createCipheriv('aes-256-gcm', keys[0], iv)
+  cipher.setAAD(Buffer.from(aad))
+  const body = Buffer.concat([cipher.update(JSON.stringify(value)), cipher.final()])
   return [VERSION, ...[iv, cipher.getAuthTag(), body].map((part) => part.toString('base64url'))].join('.')
 }
 
-function open(key: Buffer, iv: Buffer, tag: Buffer, body: Buffer, aad: string): unknown {
-  try {
-    const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES })
-    decipher.setAAD(Buffer.from(aad, 'utf8'))
-    decipher.setAuthTag(tag)
-    return JSON.parse(Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8'))
-  } catch {
-    return undefined
-  }
+/** The value, or a throw: a wrong key, another `aad`, a tampered part or a tag of any other length. */
+function open(key: Buffer, [iv, tag, body]: Buffer[], aad: string): unknown {
+  const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES })
+  decipher.setAAD(Buffer.from(aad))
+  decipher.setAuthTag(tag)
+  return JSON.parse(Buffer.concat([decipher.update(body), decipher.final()]).toString())
 }
 
 /**
  * Decrypts what `seal` produced under the same `aad`, with whichever of `keys` sealed it (key rotation:
- * a new key first, the old ones after it). A wrong key, another `aad` or a tampered value is
- * `SESSION_EXPIRED`: the session cannot be used. The error carries nothing of the value or the keys.
+ * a new key first, the old ones after it). Anything else — a wrong key, another `aad`, a tampered or
+ * malformed value, one that is not a string — is `SESSION_EXPIRED`: the session cannot be used. The error
+ * carries nothing of the value or the keys.
  */
-export function unseal(keys: readonly Buffer[], sealed: string, aad: string): unknown {
-  const [version, iv, tag, body, extra] = typeof sealed === 'string' ? sealed.split('.') : []
-  const parts = version === VERSION && extra === undefined && body !== undefined ? [iv, tag, body].map((part) => Buffer.from(part, 'base64url')) : null
-  if (parts && parts[0].length === IV_BYTES && parts[1].length === TAG_BYTES) {
+export function unseal(keys: readonly Buffer[], sealed: unknown, aad: string): unknown {
+  const fields = typeof sealed === 'string' ? sealed.split('.') : null
+  if (fields?.length === 4 && fields[0] === VERSION) {
+    const parts = fields.slice(1).map((field) => Buffer.from(field, 'base64url'))
     for (const key of keys) {
-      const value = open(key, parts[0], parts[1], parts[2], aad)
-      if (value !== undefined) return value
+      try {
+        return open(key, parts, aad)
+      } catch {
+        // Not sealed with this key (or not at all): the next key, then the refusal below.
+      }
     }
   }
   throw new SmartError('SESSION_EXPIRED', 'Stored tokens could not be decrypted (was encryptionKey changed?); launch again')
