@@ -41,6 +41,7 @@ it('discovery keeps at most MAX_CACHED_ISSUERS documents, evicting the oldest, a
 
 it('JWKS key sets: at most MAX_KEY_SETS per fetch implementation', async () => {
   const http = { fetch: anyEhr, timeoutMs: 1000 }
+  expect(keySetCount(anyEhr)).toBe(0)
   for (let i = 0; i < MAX_KEY_SETS + 100; i++) {
     await verifyIdToken('not-a-jwt', { issuer: `https://ehr-${i}.example`, jwksUri: `https://ehr-${i}.example/jwks`, clientId: 'c', nonce: null, now: Date.now, http }).catch(() => undefined)
   }

@@ -128,6 +128,8 @@ describe('S19 id_token verification with id_tokens signed by the test', () => {
     it('S19 an exp beyond the tolerance is refused', async () => {
       const { client, outcome } = await launchWith((c) => ({ ...c, iat: seconds() - 300, exp: seconds() - 120 }))
       await expectRefused(outcome, client, 'jwt expired (exp)')
+      // jose's error is kept, sanitized: its name and code, not its claims.
+      expect((outcome as Error).cause).toMatchObject({ name: 'JWTExpired', code: 'ERR_JWT_EXPIRED' })
     })
 
     it('S19 an iat in the future beyond the tolerance is refused', async () => {
