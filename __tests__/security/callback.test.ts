@@ -171,7 +171,7 @@ describe('callback', () => {
       await completeLaunch(ehr, context, thief)
       expect(stolen.split('.')).toHaveLength(3)
       const { client, query } = await callbackWith({ fetch: rewritingTokenResponses((body) => ({ ...body, id_token: stolen })) })
-      await expect(client.callback(query)).rejects.toMatchObject({ code: 'INVALID_ID_TOKEN' })
+      await expect(client.callback(query)).rejects.toMatchObject({ code: 'INVALID_ID_TOKEN', message: 'The id_token was rejected: nonce does not match this launch' })
     })
 
     it('an id_token signed by another issuer is INVALID_ID_TOKEN', async () => {
