@@ -193,14 +193,16 @@ describe('S3 the issuer JWKS is fetched with the limits of every outbound call',
     expect(outcome).toMatchObject({ code: 'INVALID_ID_TOKEN', message: 'The id_token was rejected: verification failed' })
   })
 
-  it('S3 the JWKS is fetched once for many launches against one EHR (jose caches it per jwks_uri)', async () => {
-    let jwksFetches = 0
+  it('S3 the JWKS is fetched once for many launches against one EHR (jose caches it per jwks_uri), as a GET asking for a JWK Set', async () => {
+    const jwksRequests: { method: string; accept: string | null }[] = []
     const counting: typeof fetch = (input, init) => {
-      if (String(input) === `${ehr.issuer}/jwks`) jwksFetches++
+      if (String(input) === `${ehr.issuer}/jwks`) jwksRequests.push({ method: init?.method ?? 'GET', accept: new Headers(init?.headers).get('accept') })
       return fetch(input, init)
     }
     for (let i = 0; i < 3; i++) expect((await launchOutcome({ fetch: counting })).outcome).toMatchObject({ patient: 'patient-1' })
-    expect(jwksFetches).toBe(1)
+    expect(jwksRequests).toHaveLength(1)
+    expect(jwksRequests[0].method).toBe('GET')
+    expect(jwksRequests[0].accept).toMatch(/application\/jwk-set\+json/)
   })
 
   it('S3 S19 an id_token from an EHR whose smart-configuration has no jwks_uri cannot be verified: INVALID_ID_TOKEN, nothing stored', async () => {
