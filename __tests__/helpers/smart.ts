@@ -42,3 +42,17 @@ export function testClock(start = Date.now()): { now: () => number; advance: (ms
   let current = start
   return { now: () => current, advance: (ms) => (current += ms) }
 }
+
+/** A fetch whose smart-configuration answers are rewritten by `rewrite`: what a real EHR could send and the mock does not. */
+export function rewritingSmartConfiguration(rewrite: (doc: Record<string, unknown>) => Record<string, unknown>): typeof fetch {
+  return async (input, init) => {
+    const response = await fetch(input, init)
+    if (!String(input).endsWith('/.well-known/smart-configuration')) return response
+    return Response.json(rewrite((await response.json()) as Record<string, unknown>))
+  }
+}
+
+/** A fetch whose smart-configuration answers lack `field`. */
+export function smartConfigurationWithout(field: string): typeof fetch {
+  return rewritingSmartConfiguration(({ [field]: _dropped, ...doc }) => doc)
+}

@@ -1,7 +1,7 @@
 import { MemoryStore } from 'express-session'
 import { SmartClient, expressSessionStorage } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
-import { completeLaunch, devOptions, openConfig } from '../helpers/smart'
+import { completeLaunch, devOptions, openConfig, rewritingSmartConfiguration } from '../helpers/smart'
 
 let ehr: MockEhr
 beforeAll(async () => (ehr = await createMockEhr()))
@@ -12,12 +12,7 @@ let n = 0
 
 /** A fetch whose discovery answer spells the token endpoint differently: same URL, another string. */
 function respelledTokenEndpoint(respell: (tokenEndpoint: string) => string): typeof fetch {
-  return async (input, init) => {
-    const response = await fetch(input, init)
-    if (!String(input).endsWith('/.well-known/smart-configuration')) return response
-    const doc = (await response.json()) as { token_endpoint: string }
-    return Response.json({ ...doc, token_endpoint: respell(doc.token_endpoint) })
-  }
+  return rewritingSmartConfiguration((doc) => ({ ...doc, token_endpoint: respell(String(doc.token_endpoint)) }))
 }
 
 describe('token endpoint spelt in a non-canonical form', () => {

@@ -1,7 +1,7 @@
 import { MemoryStore } from 'express-session'
 import { SmartClient, expressSessionStorage, type SmartClientConfiguration, type SmartClientOptions } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
-import { authorize, completeLaunch, devOptions, ehrLaunch, openConfig } from '../helpers/smart'
+import { authorize, completeLaunch, devOptions, ehrLaunch, openConfig, smartConfigurationWithout } from '../helpers/smart'
 
 let ehr: MockEhr
 beforeAll(async () => (ehr = await createMockEhr()))
@@ -48,13 +48,7 @@ describe('callback', () => {
   })
 
   it('S14 a server that does not advertise RFC 9207 may leave iss out: the callback completes (most EHRs do not send it)', async () => {
-    const withoutIssSupport: typeof fetch = async (input, init) => {
-      const response = await fetch(input, init)
-      if (!String(input).endsWith('/.well-known/smart-configuration')) return response
-      const { authorization_response_iss_parameter_supported: _supported, ...doc } = (await response.json()) as Record<string, unknown>
-      return Response.json(doc)
-    }
-    const { client, query } = await callbackWith({ fetch: withoutIssSupport })
+    const { client, query } = await callbackWith({ fetch: smartConfigurationWithout('authorization_response_iss_parameter_supported') })
     const { iss: _iss, ...withoutIss } = query
     await expect(client.callback(withoutIss)).resolves.toMatchObject({ patient: 'patient-1' })
     expect((await client.ready()).patient?.id).toBe('patient-1')
@@ -80,12 +74,7 @@ describe('callback', () => {
   })
 
   describe('S14 a smart-configuration without issuer (current behaviour)', () => {
-    const withoutIssuer: typeof fetch = async (input, init) => {
-      const response = await fetch(input, init)
-      if (!String(input).endsWith('/.well-known/smart-configuration')) return response
-      const { issuer: _issuer, ...doc } = (await response.json()) as Record<string, unknown>
-      return Response.json(doc)
-    }
+    const withoutIssuer = smartConfigurationWithout('issuer')
     const noOpenid = openConfig({ scope: 'launch launch/patient patient/*.rs offline_access' })
 
     it('S14 the response iss cannot be compared: any iss is accepted (without openid the launch completes)', async () => {

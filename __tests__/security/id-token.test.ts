@@ -3,7 +3,7 @@ import { base64url, exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 
 import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
 import { issuerKey, launchWithOwnIdToken, signRs256, type TestIssuerKey } from '../helpers/id-token'
-import { completeLaunch, devOptions, openConfig } from '../helpers/smart'
+import { completeLaunch, devOptions, openConfig, smartConfigurationWithout } from '../helpers/smart'
 
 let ehr: MockEhr
 let key: TestIssuerKey
@@ -206,13 +206,7 @@ describe('S3 the issuer JWKS is fetched with the limits of every outbound call',
   })
 
   it('S3 S19 an id_token from an EHR whose smart-configuration has no jwks_uri cannot be verified: INVALID_ID_TOKEN, nothing stored', async () => {
-    const withoutJwksUri: typeof fetch = async (input, init) => {
-      const response = await fetch(input, init)
-      if (!String(input).endsWith('/.well-known/smart-configuration')) return response
-      const { jwks_uri: _jwksUri, ...doc } = (await response.json()) as Record<string, unknown>
-      return Response.json(doc)
-    }
-    const { client, outcome } = await launchOutcome({ fetch: withoutJwksUri })
+    const { client, outcome } = await launchOutcome({ fetch: smartConfigurationWithout('jwks_uri') })
     await expectRefused(outcome, client, 'the EHR sent an id_token but its smart-configuration names no issuer and jwks_uri to verify it')
   })
 
