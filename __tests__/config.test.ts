@@ -65,6 +65,14 @@ describe('configuration is validated at construction', () => {
       ]) expect(withKey(ok)).not.toThrow()
     })
 
+    it("regression: the application's server object is read, never written to, and may be frozen", () => {
+      const frozen = Object.freeze({ ...server, privateKey: Object.freeze(jwk(rsa.privateKey)) })
+      const before = JSON.stringify(frozen)
+      expect(construct({ ...base, allowAnyIssuer: undefined, knownFhirServers: [frozen] })).not.toThrow()
+      expect(JSON.stringify(frozen)).toBe(before)
+      expect(frozen).not.toHaveProperty('alg')
+    })
+
     it.each([
       ['an EC key with alg RS384', () => ({ privateKey: jwk(ec384.privateKey), alg: 'RS384' }), /knownFhirServers\[0\]\.alg.*ES384/],
       ['an RSA key with alg ES384', () => ({ privateKey: pem(rsa.privateKey), keyId: 'k1', alg: 'ES384' }), /knownFhirServers\[0\]\.alg/],

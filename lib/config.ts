@@ -225,7 +225,8 @@ export function normalizeIssuer(iss: string): string {
 
 function validateServer(where: string, server: unknown): KnownFhirServer {
   if (typeof server !== 'object' || server === null) fail(where, 'must be an object')
-  const s = server as Record<string, unknown>
+  // A copy: the defaults below are written into it, never into the application's (possibly frozen) object.
+  const s = { ...(server as Record<string, unknown>) }
   requireUrl(`${where}.issuer`, s.issuer)
   switch (s.type) {
     case 'public':
@@ -246,13 +247,13 @@ function validateServer(where: string, server: unknown): KnownFhirServer {
       // SMART requires a `kid` in every client assertion header: from keyId, or from the private JWK.
       else if (typeof s.privateKey === 'string' || typeof (s.privateKey as { kid?: unknown }).kid !== 'string' || (s.privateKey as { kid: string }).kid === '') {
         fail(`${where}.keyId`, 'is required: SMART needs a "kid" in the assertion header; set keyId, or a "kid" in the private JWK')
-      }
+      } else s.keyId = (s.privateKey as { kid: string }).kid
       s.alg = signingAlgorithm(where, s.privateKey as JsonWebKey | string, s.alg as 'RS384' | 'ES384' | undefined)
       break
     default:
       fail(`${where}.type`, 'must be "public", "confidential-symmetric" or "confidential-asymmetric"')
   }
-  return Object.freeze({ ...s }) as KnownFhirServer
+  return Object.freeze(s) as KnownFhirServer
 }
 
 /**

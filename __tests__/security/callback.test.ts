@@ -125,6 +125,12 @@ describe('callback', () => {
     }
   })
 
+  it('S16 a DPoP token (which openid-client accepts) is refused: this library sends bearer tokens only', async () => {
+    const { client, query } = await callbackWith({ fetch: rewritingTokenResponses((body) => ({ ...body, token_type: 'DPoP' })) })
+    await expect(client.callback(query)).rejects.toMatchObject({ code: 'TOKEN_EXCHANGE_FAILED', status: 502, message: 'The token response is not a bearer token' })
+    await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+  })
+
   it('S16 S21 token_type "Bearer" in any case, an opaque token and expiry from expires_in are fine', async () => {
     const { client, query } = await callbackWith({ fetch: rewritingTokenResponses((body) => ({ ...body, token_type: 'BEARER', access_token: `${body.access_token}` })) })
     await client.callback(query)
@@ -191,6 +197,28 @@ describe('callback', () => {
     const fhir = await client.ready()
     expect(fhir.patient?.id).toBe('patient-2')
     expect(fhir.encounter).toBeNull()
+  })
+
+  it('S18 the launch context is read strictly: need_patient_banner true or "true", fhirContext items only as objects, with their string fields', async () => {
+    const fhirContext = [
+      { reference: 'Observation/obs-1', role: 'focus', extra: 'dropped', type: '' },
+      null,
+      'Patient/patient-2',
+      7,
+      { canonical: 'http://forms.example/Questionnaire/q|1', type: 'Questionnaire', reference: 3 },
+    ]
+    const launched = async (fields: Record<string, unknown>) => {
+      const { client, query } = await callbackWith({ fetch: rewritingTokenResponses((body) => ({ ...body, ...fields })) })
+      await client.callback(query)
+      return client.ready()
+    }
+    const fhir = await launched({ need_patient_banner: 'true', fhirContext, intent: '', smart_style_url: 'https://ehr.example/style.json' })
+    expect(fhir).toMatchObject({ needPatientBanner: true, intent: null, smartStyleUrl: 'https://ehr.example/style.json' })
+    expect(fhir.fhirContext).toEqual([
+      { reference: 'Observation/obs-1', role: 'focus' },
+      { canonical: 'http://forms.example/Questionnaire/q|1', type: 'Questionnaire' },
+    ])
+    expect(await launched({ need_patient_banner: 'yes', fhirContext: { reference: 'Observation/obs-1' } })).toMatchObject({ needPatientBanner: false, fhirContext: [] })
   })
 
   it('S26 the redirect after the callback is the configured redirectUrl', async () => {

@@ -13,15 +13,18 @@ const session = () => `auth-${++n}`
 function tokenRequestRecorder() {
   const assertions: string[] = []
   const basic: string[] = []
+  /** The client_secret of each token request's body, null when there was none. */
+  const posted: Array<string | null> = []
   const fetchFn: typeof fetch = async (input, init) => {
     const body = new URLSearchParams(String(init?.body ?? ''))
+    if (body.has('grant_type')) posted.push(body.get('client_secret'))
     const assertion = body.get('client_assertion')
     if (assertion) assertions.push(assertion)
     const authorization = new Headers(init?.headers).get('authorization')
     if (authorization?.startsWith('Basic ')) basic.push(Buffer.from(authorization.slice(6), 'base64').toString('utf8'))
     return fetch(input, init)
   }
-  return { assertions, basic, fetch: fetchFn }
+  return { assertions, basic, posted, fetch: fetchFn }
 }
 
 type ServerAuth = KnownFhirServer extends infer S ? (S extends unknown ? Omit<S, 'issuer'> : never) : never
@@ -67,6 +70,19 @@ describe('S15 confidential clients redeem codes with their own authentication', 
     await completeLaunch(confidential, context, client)
     await expect(client.ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
     await expect(client.refresh()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+  })
+
+  it('each method sends the credentials its own way: client_secret_post in the body only, client_secret_basic in the header only', async () => {
+    const post = tokenRequestRecorder()
+    const postClient = clientFor(confidential, 'post-app', { type: 'confidential-symmetric', method: 'client_secret_post', clientSecret: 'post-secret-value' }, post.fetch)
+    await completeLaunch(confidential, context, postClient)
+    await postClient.refresh()
+    expect({ posted: post.posted, basic: post.basic }).toEqual({ posted: ['post-secret-value', 'post-secret-value'], basic: [] })
+
+    const basic = tokenRequestRecorder()
+    const basicClient = clientFor(confidential, 'basic-app', { type: 'confidential-symmetric', method: 'client_secret_basic', clientSecret: 'basic-secret-value' }, basic.fetch)
+    await completeLaunch(confidential, context, basicClient)
+    expect({ posted: basic.posted, basic: basic.basic }).toEqual({ posted: [null], basic: ['basic-app:basic-secret-value'] })
   })
 
   it('a wrong client secret is refused by the EHR (TOKEN_EXCHANGE_FAILED 400, invalid_client from its 401 challenge), and the secret is not in the message', async () => {

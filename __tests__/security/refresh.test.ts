@@ -1,5 +1,5 @@
 import { MemoryStore } from 'express-session'
-import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
+import { SmartClient, expressSessionStorage, type SmartClientOptions, type SmartStorage } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
 import { completeLaunch, devOptions, openConfig, testClock } from '../helpers/smart'
 
@@ -86,5 +86,45 @@ describe('refresh', () => {
     clock.advance(590 * 1000)
     await newClient(session, options, scope).ready()
     expect(ehr.stats.refreshGrants).toBe(grants + 1)
+  })
+
+  it("waits for another process's refresh of the session, polling the lock with backoff, then gives up with STORAGE_UNAVAILABLE (503)", async () => {
+    const shared = new MemoryStore()
+    // Two storages over one store: two processes, each with its own in-process locks.
+    const first = expressSessionStorage(shared)
+    const second = expressSessionStorage(shared)
+    let attempts = 0
+    const counting: SmartStorage = {
+      get: (key) => second.get(key),
+      set: (key, value, ttl) => second.set(key, value, ttl),
+      delete: (key) => second.delete(key),
+      setIfAbsent: (key, value, ttl) => (attempts++, second.setIfAbsent!(key, value, ttl)),
+    }
+    const hanging = await createMockEhr()
+    try {
+      const session = nextSession()
+      let refreshSent = false
+      const watching: typeof fetch = (input, init) => ((refreshSent ||= String(init?.body ?? '').includes('grant_type=refresh_token')), fetch(input, init))
+      const holder = new SmartClient(session, first, openConfig(), { ...devOptions, httpTimeoutMs: 3000, fetch: watching })
+      await completeLaunch(hanging, context, holder)
+      hanging.faults.token = 'hang'
+      const holding = holder.refresh().catch((e: unknown) => e)
+      while (!refreshSent) await new Promise((resolve) => setTimeout(resolve, 10))
+
+      // This process waits at most 2 x httpTimeoutMs + 2 s for the lock the other one holds.
+      const started = Date.now()
+      const waiter = new SmartClient(session, counting, openConfig(), { ...devOptions, httpTimeoutMs: 100 })
+      const err = await waiter.refresh().catch((e: unknown) => e)
+      expect(err).toMatchObject({ code: 'STORAGE_UNAVAILABLE', status: 503, message: 'Timed out waiting for another process to finish refreshing this session' })
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2000)
+      // Polled with a growing pause (10 ms doubling up to 200 ms, about 15 attempts in 2.2 s), never a busy loop.
+      expect(attempts).toBeGreaterThanOrEqual(5)
+      expect(attempts).toBeLessThanOrEqual(40)
+      expect(hanging.stats.refreshGrants).toBe(0)
+      await holding
+    } finally {
+      delete hanging.faults.token
+      await hanging.close()
+    }
   })
 })

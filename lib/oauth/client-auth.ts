@@ -4,25 +4,15 @@ import type { KnownFhirServer } from '../config'
 
 type AsymmetricServer = Extract<KnownFhirServer, { type: 'confidential-asymmetric' }>
 
-const keys = new WeakMap<KnownFhirServer, Promise<JoseCryptoKey>>()
-
+/**
+ * The assertion's signing key. Configuration validation read it once already, and set `alg` (from the key)
+ * and `keyId` (from the JWK's `kid` when not given). Imported per token request: a launch or a refresh.
+ */
 function importPrivateKey(server: AsymmetricServer): Promise<JoseCryptoKey> {
-  let key = keys.get(server)
-  if (!key) {
-    const alg = server.alg ?? 'RS384'
-    key = (typeof server.privateKey === 'string'
-      ? importPKCS8(server.privateKey, alg)
-      : importJWK(server.privateKey as Parameters<typeof importJWK>[0], alg)) as Promise<JoseCryptoKey>
-    keys.set(server, key)
-    key.catch(() => keys.delete(server))
-  }
-  return key
-}
-
-/** The `kid` SMART requires in every assertion header; configuration validation made sure there is one. */
-export function assertionKeyId(server: AsymmetricServer): string | undefined {
-  const fromJwk = typeof server.privateKey === 'object' ? (server.privateKey as { kid?: unknown }).kid : undefined
-  return server.keyId ?? (typeof fromJwk === 'string' ? fromJwk : undefined)
+  const alg = server.alg as 'RS384' | 'ES384'
+  return (typeof server.privateKey === 'string'
+    ? importPKCS8(server.privateKey, alg)
+    : importJWK(server.privateKey as Parameters<typeof importJWK>[0], alg)) as Promise<JoseCryptoKey>
 }
 
 /**
@@ -49,23 +39,21 @@ function clientSecretBasic(clientSecret: string): oidc.ClientAuth {
  * one minute ahead, a fresh `jti` each time (openid-client's default), RS384 or ES384 from the key.
  */
 export async function clientAuthFor(server: KnownFhirServer | undefined, tokenEndpoint: string): Promise<oidc.ClientAuth> {
-  switch (server?.type) {
-    case undefined:
-    case 'public':
-      return oidc.None()
-    case 'confidential-symmetric':
-      return server.method === 'client_secret_basic' ? clientSecretBasic(server.clientSecret) : oidc.ClientSecretPost(server.clientSecret)
-    case 'confidential-asymmetric': {
-      const key = await importPrivateKey(server)
-      return oidc.PrivateKeyJwt(
-        { key, kid: assertionKeyId(server) },
-        {
-          [oidc.modifyAssertion]: (header, payload) => {
-            header.typ = 'JWT'
-            payload.aud = tokenEndpoint
-          },
-        },
-      )
-    }
+  if (server?.type === 'confidential-symmetric') {
+    return server.method === 'client_secret_basic' ? clientSecretBasic(server.clientSecret) : oidc.ClientSecretPost(server.clientSecret)
   }
+  if (server?.type === 'confidential-asymmetric') {
+    const key = await importPrivateKey(server)
+    return oidc.PrivateKeyJwt(
+      { key, kid: server.keyId },
+      {
+        [oidc.modifyAssertion]: (header, payload) => {
+          header.typ = 'JWT'
+          payload.aud = tokenEndpoint
+        },
+      },
+    )
+  }
+  // A public client, or an issuer that is open (allowAnyIssuer) or unlisted.
+  return oidc.None()
 }
