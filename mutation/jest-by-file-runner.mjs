@@ -5,16 +5,21 @@
 //    the rest: some 25 s per mutant. The dry run (one worker) records which file each test is in; every
 //    worker reads that record. Static mutants, which run every test, still load every related file.
 //  - the run stops at the first failing test (bail-environment.cjs), unless Stryker's disableBail is set.
+// With MUTATION_SAMPLE set (a file from `node mutation/sample.mjs draw`), only the mutants drawn in it run; the
+// others end at once as "outside the sample", a runtime error, which Stryker's score leaves out.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { commonTokens, declareFactoryPlugin, PluginKind, tokens } from '@stryker-mutator/api/plugin'
 import { strykerPlugins as jestPlugins } from '@stryker-mutator/jest-runner'
+import { mutantKey } from './mutant-key.mjs'
 
 const jestRunnerFactory = jestPlugins.find((plugin) => plugin.name === 'jest').factory
 /** In the sandbox, which all workers share (and which Stryker removes at the end). */
 const TEST_FILES = join(process.cwd(), '.stryker-test-files.json')
 
 const BAIL = Symbol.for('express-smart-on-fhir.mutation.bail')
+
+const sample = process.env.MUTATION_SAMPLE ? new Set(JSON.parse(readFileSync(process.env.MUTATION_SAMPLE, 'utf8')).drawn) : undefined
 
 const escapeRegExp = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
@@ -39,6 +44,10 @@ function jestByFileRunner(injector) {
       return result
     },
     async mutantRun(options) {
+      const { fileName, mutatorName, replacement, location } = options.activeMutant
+      if (sample && !sample.has(mutantKey(fileName, mutatorName, replacement, location.start))) {
+        return { status: 'error', errorMessage: 'outside the sample (MUTATION_SAMPLE)' }
+      }
       filesByTest ??= JSON.parse(readFileSync(TEST_FILES, 'utf8'))
       const files = options.testFilter?.flatMap((id) => filesByTest[id] ?? [])
       // A test id not recorded (never expected): fall back to the stock behaviour rather than run too little.
