@@ -174,6 +174,21 @@ describe('503 STORAGE_UNAVAILABLE', () => {
     expect({ status: res.status, code: res.body.code }).toEqual({ status: 503, code: 'STORAGE_UNAVAILABLE' })
   })
 
+  it('regression: a store that express-session reports disconnected (it then sets nothing on the request) is 503, not MISCONFIGURED', async () => {
+    const store = new MemoryStore()
+    const agent = request.agent(testApp({ store, jsonErrors: true }))
+    await launchAs(agent, ehr, { patient: 'patient-1' })
+    store.emit('disconnect')
+    for (const path of ['/api/context', `/launch${launchQuery()}`, '/callback?code=c&state=s']) {
+      const res = await agent.get(path)
+      expect({ path, status: res.status, code: res.body.code, message: res.body.message }).toEqual({
+        path, status: 503, code: 'STORAGE_UNAVAILABLE', message: 'The session store is unavailable; try again',
+      })
+    }
+    store.emit('connect')
+    await agent.get('/api/context').expect(200)
+  })
+
   it('the SMART state look-up', async () => {
     const app = testApp({ store: failFastStore(brokenStore('error', 'smart:')), jsonErrors: true })
     const res = await request(app).get('/api/context')

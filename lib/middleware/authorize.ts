@@ -1,7 +1,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { SmartClient } from '../client/SmartClient'
 import { markSession, saveSession } from './session'
-import { requireSession, setUpMiddleware, type SmartMiddlewareOptions } from './options'
+import { setUpMiddleware, type SmartMiddlewareOptions } from './options'
 
 /**
  * A route that starts an authorization (EHR or standalone launch): the pending launch is kept server-side,
@@ -16,7 +16,7 @@ export function authorizingMiddleware(
   const setup = setUpMiddleware(name, opts)
   return async function authorizingRoute(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
-      const session = requireSession(req, name)
+      const session = setup.requireSession(req)
       const { redirectUrl } = await start(setup.clientFor(req), req.query as Record<string, unknown>)
       markSession(session, Date.now())
       await saveSession(req)

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { markSession, newSessionId, restoreSession, retireSession, saveSession, type PreviousSession } from './session'
-import { requireSession, setUpMiddleware, type SmartMiddlewareOptions } from './options'
+import { setUpMiddleware, type SmartMiddlewareOptions } from './options'
 
 const CALLBACK_FIELDS = ['code', 'state', 'iss', 'error', 'error_description'] as const
 
@@ -17,7 +17,7 @@ export function smartCallback(opts: SmartMiddlewareOptions): RequestHandler {
   const setup = setUpMiddleware('smartCallback', opts)
   return async function smartCallbackMiddleware(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
-      requireSession(req, 'smartCallback')
+      setup.requireSession(req)
       const client = setup.clientFor(req)
       const query = Object.fromEntries(CALLBACK_FIELDS.filter((field) => field in req.query).map((field) => [field, req.query[field]]))
       let previous: PreviousSession | null = null

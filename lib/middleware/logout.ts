@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { activePatientOf } from './active-patient'
-import { requireSession, setUpMiddleware, type SmartMiddlewareOptions } from './options'
+import { setUpMiddleware, type SmartMiddlewareOptions } from './options'
 import { keepVersion } from './session'
 
 /**
@@ -17,7 +17,7 @@ export function smartLogout(opts: SmartMiddlewareOptions): RequestHandler {
   const setup = setUpMiddleware('smartLogout', opts)
   return async function smartLogoutMiddleware(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
-      const session = requireSession(req, 'smartLogout')
+      const session = setup.requireSession(req)
       await setup.clientFor(req, activePatientOf(req)).logout()
       // Every process reads the store on this session's next request: none answers from a copy of the ended launch.
       keepVersion(session, null)

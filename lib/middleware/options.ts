@@ -26,9 +26,13 @@ export interface SmartMiddlewareOptions {
 export interface MiddlewareSetup {
   /** A SmartClient for this request's session and the active patient its page named. */
   clientFor(req: Request, activePatient?: string | null): SmartClient
+  /** The request's express-session session, or the reason there is none. */
+  requireSession(req: Request): NonNullable<Request['session']>
 }
 
 const defaultStorages = new WeakMap<Store, SmartStorage>()
+/** The apps (by their middleware options object) that have served a request with an express-session store. */
+const sessionMounted = new WeakSet<SmartMiddlewareOptions>()
 
 /** Validates the options of a middleware factory (a `TypeError` naming the field), once. */
 export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): MiddlewareSetup {
@@ -41,34 +45,36 @@ export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): Mid
   if (storage !== undefined && (typeof storage?.get !== 'function' || typeof storage.set !== 'function' || typeof storage.delete !== 'function')) {
     throw new TypeError(`express-smart-on-fhir: ${name}(opts).storage must implement SmartStorage (get, set, delete)`)
   }
+  /**
+   * express-session sets nothing on a request it skips: when it is not mounted before this middleware, and
+   * when its store reported itself disconnected. In an app that has had a session store before, it is the
+   * store (503, worth a retry); otherwise the app is misconfigured.
+   */
+  function sessionStoreOf(req: Request): Store {
+    if (req.sessionStore) {
+      sessionMounted.add(opts)
+      return req.sessionStore
+    }
+    if (sessionMounted.has(opts)) throw new SmartError('STORAGE_UNAVAILABLE', 'The session store is disconnected')
+    throw new SmartError('MISCONFIGURED', `${name}() needs express-session: mount app.use(session({ ... })) before it (or its store was disconnected from the start)`)
+  }
   function storageFor(req: Request): SmartStorage {
     if (storage) return storage
-    const store = requireSessionStore(req, name)
+    const store = sessionStoreOf(req)
     let adapted = defaultStorages.get(store)
     if (!adapted) defaultStorages.set(store, (adapted = expressSessionStorage(store)))
     return adapted
   }
   return {
+    requireSession(req) {
+      sessionStoreOf(req)
+      // express-session sets req.session whenever it sets req.sessionStore.
+      return req.session as NonNullable<Request['session']>
+    },
     clientFor(req, activePatient = null) {
       // The same config and options objects every time: the client reuses the runtime validated above.
       const session = { sessionId: req.sessionID, activePatient }
       return new SmartClient(session, storageFor(req), config, options as SmartClientOptions & { enableMultiLaunch: true })
     },
   }
-}
-
-/** express-session must run first; say so plainly when it did not. */
-function requireSessionStore(req: Request, name: string): Store {
-  if (!req.sessionStore) {
-    throw new SmartError('MISCONFIGURED', `${name}() needs express-session: mount app.use(session({ ... })) before it`)
-  }
-  return req.sessionStore
-}
-
-/** The request's session, or the reason there is none. */
-export function requireSession(req: Request, name: string): NonNullable<Request['session']> {
-  requireSessionStore(req, name)
-  // express-session leaves req.session unset when its store reported itself disconnected.
-  if (!req.session) throw new SmartError('STORAGE_UNAVAILABLE', 'The session store is disconnected')
-  return req.session
 }

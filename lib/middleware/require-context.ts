@@ -3,7 +3,7 @@ import type { ReadyClient } from '../client/ReadyClient'
 import { readyAt } from '../client/SmartClient'
 import { isSmartError } from '../errors'
 import { activePatientOf, announceLaunch } from './active-patient'
-import { requireSession, setUpMiddleware, type SmartMiddlewareOptions } from './options'
+import { setUpMiddleware, type SmartMiddlewareOptions } from './options'
 import { keepVersion, versionOf } from './session'
 
 export { ACTIVE_PATIENT_HEADER, SMART_ISS_HEADER, SMART_PATIENT_HEADER } from './active-patient'
@@ -33,7 +33,7 @@ export function requireSmartContext(opts: SmartMiddlewareOptions): RequestHandle
   const setup = setUpMiddleware('requireSmartContext', opts)
   return async function requireSmartContextMiddleware(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
-      const session = requireSession(req, 'requireSmartContext')
+      const session = setup.requireSession(req)
       const { client, version } = await readyAt(setup.clientFor(req, activePatientOf(req)), versionOf(session))
       // null: served through another session id (a forward or link): this session has no version of its own to keep.
       if (version !== null) keepVersion(session, version)
