@@ -326,3 +326,79 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
     expect(err).toBeInstanceOf(SmartError)
   })
 })
+
+describe('SmartClient edges', () => {
+  const config = openConfig()
+  let n = 0
+  const nextSession = () => `edge-${++n}`
+
+  /** A custom SmartStorage over a Map, without the optional setIfAbsent. */
+  function plainStorage(): SmartStorage & { keys: () => string[]; calls: string[] } {
+    const map = new Map<string, unknown>()
+    const calls: string[] = []
+    return {
+      calls,
+      keys: () => [...map.keys()],
+      get: async (key) => (calls.push(`get ${key}`), map.get(key)),
+      set: async (key, value) => void (calls.push(`set ${key}`), map.set(key, value)),
+      delete: async (key) => void (calls.push(`delete ${key}`), map.delete(key)),
+    }
+  }
+
+  it('S12 over a storage without setIfAbsent, two concurrent callbacks with one state: one completes, the other is INVALID_STATE before any token call', async () => {
+    const storage = plainStorage()
+    const session = nextSession()
+    const client = () => new SmartClient(session, storage, config, devOptions)
+    const { redirectUrl } = await client().launch(ehrLaunch(ehr, context))
+    const query = await authorize(ehr, redirectUrl)
+    const grants = ehr.stats.codeGrants
+    const results = await Promise.allSettled([client().callback(query), client().callback(query)])
+    expect(results.map((result) => result.status).sort()).toEqual(['fulfilled', 'rejected'])
+    expect(results.find((result) => result.status === 'rejected')).toMatchObject({
+      reason: { code: 'INVALID_STATE', message: 'The launch cannot be completed: the state was already used; launch again from the EHR' },
+    })
+    expect(ehr.stats.codeGrants).toBe(grants + 1)
+    await expect(client().ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+  })
+
+  it('?error= from the EHR: the code in the message keeps only [A-Za-z0-9_.-], at most 64; without a state nothing is read or deleted', async () => {
+    const storage = plainStorage()
+    const client = new SmartClient(nextSession(), storage, config, devOptions)
+    await expect(client.callback({ error: 'access_denied<img src=x onerror=alert(1)>"\n' })).rejects.toMatchObject({
+      code: 'AUTHORIZATION_DENIED', status: 403, message: 'The EHR did not authorize the app (access_deniedimgsrcxonerroralert1)',
+    })
+    await expect(client.callback({ error: 'x'.repeat(100), state: '' })).rejects.toMatchObject({ message: `The EHR did not authorize the app (${'x'.repeat(64)})` })
+    expect(storage.calls).toEqual([])
+  })
+
+  it('a stored bare-id binding record that is not issuer strings is NO_SESSION at the callback, never read as bindings', async () => {
+    const storage = plainStorage()
+    const session = nextSession()
+    await storage.set(`aliases:{${session}}`, { 'patient-1': 42 }, 60)
+    const client = new SmartClient(session, storage, config, devOptions)
+    await expect(completeLaunch(ehr, context, client)).rejects.toMatchObject({ code: 'NO_SESSION', message: 'The stored SMART session is unreadable; launch again from the EHR' })
+  })
+
+  it('login(null) is login(): the one known EHR; moveSession refuses an id that is not a non-empty string', async () => {
+    const single = openConfig({ allowAnyIssuer: undefined, knownFhirServers: [{ issuer: ehr.iss, type: 'public' }] } as never)
+    const { redirectUrl } = await new SmartClient(nextSession(), plainStorage(), single, devOptions).login(null as never)
+    expect(new URL(redirectUrl).searchParams.get('aud')).toBe(ehr.iss)
+    const client = new SmartClient(nextSession(), plainStorage(), config, devOptions)
+    for (const bad of ['', 42, null]) {
+      await expect(client.moveSession(bad as never)).rejects.toThrow(new TypeError('express-smart-on-fhir: newSessionId must be a non-empty string'))
+    }
+  })
+
+  it('request() refuses a non-string path with a TypeError; a FHIR server that cannot be reached is FHIR_REQUEST_FAILED with a sanitized cause', async () => {
+    const gone = await createMockEhr()
+    const client = new SmartClient(nextSession(), plainStorage(), config, devOptions)
+    await completeLaunch(gone, context, client)
+    const fhir = await client.ready()
+    await expect(fhir.request(42 as never)).rejects.toThrow(new TypeError('request: pathOrUrl must be a string, got number'))
+    await gone.close()
+    const err = await fhir.request('Patient/patient-1').catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'FHIR_REQUEST_FAILED', status: 502 })
+    expect((err as Error).message).toMatch(/^The FHIR server did not answer \/.*Patient\/patient-1: /)
+    expect((err as Error).cause).toMatchObject({ name: 'HttpFailure', message: 'details withheld', cause: { name: 'TypeError' } })
+  })
+})
