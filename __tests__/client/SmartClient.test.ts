@@ -401,4 +401,26 @@ describe('SmartClient edges', () => {
     expect((err as Error).message).toMatch(/^The FHIR server did not answer \/.*Patient\/patient-1: /)
     expect((err as Error).cause).toMatchObject({ name: 'HttpFailure', message: 'details withheld', cause: { name: 'TypeError' } })
   })
+
+  it('S22 S27 an id moved twice within the grace reaches only what it held itself, never what a later id held', async () => {
+    const storage = plainStorage()
+    const multi = { ...devOptions, enableMultiLaunch: true as const }
+    const at = (sessionId: string, activePatient: string | null = null) => new SmartClient({ sessionId, activePatient }, storage, config, multi)
+    const s0 = nextSession()
+    const s1 = `${s0}-moved-once`
+    const s2 = `${s0}-moved-twice`
+    await completeLaunch(ehr, { patient: 'patient-1' }, at(s0))
+    // patient-2 launched from s0, its callback moves the session to s1; patient-3 from s1, moved to s2.
+    const second = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-2' }))
+    await at(s0).callback(await authorize(ehr, second.redirectUrl), { regenerate: async () => s1 })
+    const third = await at(s1).launch(ehrLaunch(ehr, { patient: 'patient-3' }))
+    await at(s1).callback(await authorize(ehr, third.redirectUrl), { regenerate: async () => s2 })
+
+    await expect(at(s0, 'patient-1').ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+    await expect(at(s0, 'patient-2').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
+    await expect(at(s0, 'patient-3').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
+    await expect(at(s1, 'patient-2').ready()).resolves.toMatchObject({ patient: { id: 'patient-2' } })
+    await expect(at(s1, 'patient-3').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
+    await expect(at(s2, 'patient-3').ready()).resolves.toMatchObject({ patient: { id: 'patient-3' } })
+  })
 })
