@@ -3,7 +3,7 @@
 //
 //   node mutation/sample.mjs draw  --size 150 --seed 9 [--skip lib/a.ts,lib/b.ts]   writes the sample file
 //   MUTATION_SAMPLE=mutation/.cache/sample.json npm run mutate -- --mutate <files it printed> --force
-//   node mutation/sample.mjs score [mutation/.cache/report/mutation.json]            the estimate
+//   node mutation/sample.mjs score [report.json] [sample.json]                      the estimate
 //
 // `draw` lists every mutant Stryker's instrumenter makes (the same instrumenter and mutators as a run), leaves
 // out the files of --skip (those run in full), and draws --size of them uniformly without replacement.
@@ -76,7 +76,7 @@ function wilson(killed, n, population) {
 }
 
 function score(args) {
-  const sample = JSON.parse(readFileSync(SAMPLE, 'utf8'))
+  const sample = JSON.parse(readFileSync(args[1] ?? SAMPLE, 'utf8'))
   const report = JSON.parse(readFileSync(args[0] ?? join(ROOT, 'mutation', '.cache', 'report', 'mutation.json'), 'utf8'))
   const results = new Map()
   for (const [file, { mutants }] of Object.entries(report.files)) {
