@@ -118,6 +118,20 @@ describe('OpenTelemetry spans', () => {
     expect(recorded).not.toMatch(/patient-[123]|does-not-exist/)
   })
 
+  it('fhir.resource_type names what was asked for, never an id: a type, an operation, _history, or (other)', async () => {
+    const agent = request.agent(testApp({ store: new MemoryStore(), jsonErrors: true }))
+    await launchAs(agent, ehr, { patient: 'patient-1' })
+    const labels: Record<string, string> = {
+      'Patient/patient-1': 'Patient', '$export': '$export', '_history': '_history', '_history-1': '(other)',
+      'patient-1': '(other)', 'Observation?subject=Patient/patient-1': 'Observation', '': '(base)',
+    }
+    for (const [path, label] of Object.entries(labels)) {
+      exporter.reset()
+      await agent.get(`/api/fhir?path=${encodeURIComponent(path)}`)
+      expect({ path, label: exporter.getFinishedSpans().find((span) => span.name === 'smart.fhir_request')?.attributes['fhir.resource_type'] }).toEqual({ path, label })
+    }
+  })
+
   it('with recordPatientIds, the callback span carries the patient id', async () => {
     await launchAs(request.agent(testApp({ store: new MemoryStore(), options: { recordPatientIds: true } })), ehr, { patient: 'patient-2' })
     expect(exporter.getFinishedSpans().find((span) => span.name === 'smart.callback')?.attributes['smart.patient.id']).toBe('patient-2')
