@@ -423,4 +423,18 @@ describe('SmartClient edges', () => {
     await expect(at(s1, 'patient-3').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
     await expect(at(s2, 'patient-3').ready()).resolves.toMatchObject({ patient: { id: 'patient-3' } })
   })
+
+  it('S22 moveSession from an id a callback moved away less than the grace ago: the new id joins the moved session', async () => {
+    const storage = plainStorage()
+    const s0 = nextSession()
+    const s1 = `${s0}-after-callback`
+    const s2 = `${s0}-after-app-regeneration`
+    const client = new SmartClient(s0, storage, config, devOptions)
+    const { redirectUrl } = await client.launch(ehrLaunch(ehr, context))
+    await client.callback(await authorize(ehr, redirectUrl), { regenerate: async () => s1 })
+    // A request still carrying s0 (sent before the browser had the new cookie) makes the app regenerate again.
+    await new SmartClient(s0, storage, config, devOptions).moveSession(s2)
+    await expect(new SmartClient(s2, storage, config, devOptions).ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+    await expect(new SmartClient(s1, storage, config, devOptions).ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+  })
 })
