@@ -333,12 +333,11 @@ describe('SmartClient edges', () => {
   const nextSession = () => `edge-${++n}`
 
   /** A custom SmartStorage over a Map, without the optional setIfAbsent. */
-  function plainStorage(): SmartStorage & { keys: () => string[]; calls: string[] } {
+  function plainStorage(): SmartStorage & { calls: string[] } {
     const map = new Map<string, unknown>()
     const calls: string[] = []
     return {
       calls,
-      keys: () => [...map.keys()],
       get: async (key) => (calls.push(`get ${key}`), map.get(key)),
       set: async (key, value) => void (calls.push(`set ${key}`), map.set(key, value)),
       delete: async (key) => void (calls.push(`delete ${key}`), map.delete(key)),
