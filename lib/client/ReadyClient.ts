@@ -17,12 +17,13 @@ export interface ReadyClientInit {
   http: HttpLimits
   /** null when refresh on 401 is off (autoRefresh: false). */
   refresh: AccessRefresher | null
-  /** Where `cache` options keep answers; it outlives the per-request ReadyClient. */
-  cache?: FhirReadCache
-  /** Required with `cache`: what no other session or patient shares (session id and patient). */
-  cacheScope?: string
-  /** Spans and log lines for FHIR requests (the configuration's instrumentation). Default: none. */
-  observe?: Observe
+  /**
+   * Where `cache` options keep answers (it outlives the per-request ReadyClient), and the scope of this
+   * client's entries in it: what no other session or patient shares (session id and launch).
+   */
+  cache: { store: FhirReadCache; scope: string }
+  /** Spans and log lines for FHIR requests (the configuration's instrumentation). */
+  observe: Observe
 }
 
 /** A span attribute naming what was asked for, never which: the resource type (or operation), no id, no query. */
@@ -110,14 +111,13 @@ export class ReadyClient extends FhirApi {
   readonly #base: string
   readonly #http: HttpLimits
   readonly #refresh: AccessRefresher | null
-  readonly #cache: { store: FhirReadCache; scope: string } | null
-  readonly #observe: Observe | null
+  readonly #cache: { store: FhirReadCache; scope: string }
+  readonly #observe: Observe
   #accessToken: string
 
   constructor(init: ReadyClientInit) {
     super()
     const { launch } = init
-    if (init.cache && typeof init.cacheScope !== 'string') throw new TypeError('ReadyClient: a cache needs a cacheScope, or sessions would share it')
     this.fhirServer = launch.iss
     this.activePatient = launch.selector
     this.patient = contextReference(this, 'Patient', launch.patient)
@@ -135,8 +135,8 @@ export class ReadyClient extends FhirApi {
     this.#http = init.http
     this.#refresh = init.refresh
     this.#accessToken = init.accessToken
-    this.#cache = init.cache && typeof init.cacheScope === 'string' ? { store: init.cache, scope: init.cacheScope } : null
-    this.#observe = init.observe ?? null
+    this.#cache = init.cache
+    this.#observe = init.observe
   }
 
   /**
@@ -195,33 +195,32 @@ export class ReadyClient extends FhirApi {
       checkTtlSeconds(init.cache?.ttlSeconds)
     }
     const cache = this.#cache
-    const key = cache ? `${cache.scope}\u0000${url.href}` : ''
+    const key = `${cache.scope}\u0000${url.href}`
     // A write through this client must not be hidden by its own cached read of the same URL.
-    if (cache && method !== 'GET') cache.store.delete(key)
-    if (cache && init.cache) {
+    if (method !== 'GET') cache.store.delete(key)
+    if (init.cache) {
       const kept = cache.store.get(key)
       if (kept !== undefined) return kept as T
     }
     const answer = await this.#exchange(url, init)
-    if (cache && init.cache && answer !== undefined) cache.store.set(key, answer, init.cache.ttlSeconds)
+    if (init.cache && answer !== undefined) cache.store.set(key, answer, init.cache.ttlSeconds)
     return answer as T
   }
 
   /** One request, with one refresh-and-retry on 401; the parsed answer, or a SmartError. */
   #exchange(url: URL, init: FhirRequestInit): Promise<unknown> {
-    if (!this.#observe) return this.#exchangeOnce(url, init, null)
     const attributes = { 'http.request.method': (init.method ?? 'GET').toUpperCase(), 'fhir.resource_type': resourceTypeOf(url, this.#base), 'smart.iss': this.fhirServer }
     return this.#observe('fhir_request', attributes, (observation) => this.#exchangeOnce(url, init, observation))
   }
 
-  async #exchangeOnce(url: URL, init: FhirRequestInit, observation: Observation | null): Promise<unknown> {
+  async #exchangeOnce(url: URL, init: FhirRequestInit, observation: Observation): Promise<unknown> {
     let response = await this.#send(url, init, this.#accessToken)
     const refresh = response.status === 401 ? this.#refresh : null
     if (refresh) {
       this.#accessToken = await refresh(this.#accessToken)
       response = await this.#send(url, init, this.#accessToken)
     }
-    observation?.set({ 'http.response.status_code': response.status, 'smart.retried_after_refresh': refresh !== null })
+    observation.set({ 'http.response.status_code': response.status, 'smart.retried_after_refresh': refresh !== null })
     const raw = await response.text()
     const type = response.headers.get('content-type') ?? ''
     let parsed: unknown = raw

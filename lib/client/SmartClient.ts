@@ -388,8 +388,8 @@ export class SmartClient {
   #readyClient(sid: string, { launch, tokens }: { launch: LaunchRecord; tokens: TokenSet }): ReadyClient {
     const refresh = this.#rt.config.autoRefresh ? async (stale: string) => (await this.#refreshLaunch(sid, launch.id, stale)).tokens.accessToken : null
     // Cached reads are never shared between sessions or launches.
-    const cacheScope = `${sid}\u0000${launch.id}`
-    return new ReadyClient({ launch, accessToken: tokens.accessToken, http: this.#rt.http, refresh, cache: fhirReadCacheFor(this.#rt), cacheScope, observe: this.#rt.observe })
+    const cache = { store: fhirReadCacheFor(this.#rt), scope: `${sid}\u0000${launch.id}` }
+    return new ReadyClient({ launch, accessToken: tokens.accessToken, http: this.#rt.http, refresh, cache, observe: this.#rt.observe })
   }
 
   #authorizationServer(iss: string, smart: SmartConfiguration): AuthorizationServer

@@ -70,7 +70,7 @@ const runtimeCaches = new WeakMap<Runtime, FhirReadCache>()
  * so the cache has to live here to outlive them. It uses the configuration's clock.
  *
  * @example
- * new ReadyClient({ ...init, cache: fhirReadCacheFor(runtime), cacheScope: `${sessionId}\u0000${patient}` })
+ * new ReadyClient({ ...init, cache: { store: fhirReadCacheFor(runtime), scope: `${sessionId}\u0000${launchId}` } })
  */
 export function fhirReadCacheFor(runtime: Runtime): FhirReadCache {
   let cache = runtimeCaches.get(runtime)
