@@ -394,6 +394,7 @@ describe('SmartClient edges', () => {
     await completeLaunch(gone, context, client)
     const fhir = await client.ready()
     await expect(fhir.request(42 as never)).rejects.toThrow(new TypeError('request: pathOrUrl must be a string, got number'))
+    await expect(fhir.request('http://[::1')).rejects.toMatchObject({ code: 'FORBIDDEN_URL', status: 400, message: 'The FHIR request URL is not a valid URL' })
     await gone.close()
     const err = await fhir.request('Patient/patient-1').catch((e: unknown) => e)
     expect(err).toMatchObject({ code: 'FHIR_REQUEST_FAILED', status: 502 })
@@ -421,6 +422,37 @@ describe('SmartClient edges', () => {
     await expect(at(s1, 'patient-2').ready()).resolves.toMatchObject({ patient: { id: 'patient-2' } })
     await expect(at(s1, 'patient-3').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
     await expect(at(s2, 'patient-3').ready()).resolves.toMatchObject({ patient: { id: 'patient-3' } })
+  })
+
+  it('launch() with an iss that is not an absolute URL (any issuer allowed) is MISSING_PARAMETER, before the store is touched', async () => {
+    const storage = plainStorage()
+    await expect(new SmartClient(nextSession(), storage, config, devOptions).launch({ iss: 'ehr.example/fhir', launch: 'x' })).rejects.toMatchObject({
+      code: 'MISSING_PARAMETER', status: 400, message: 'The "iss" parameter must be an absolute URL',
+    })
+    expect(storage.calls).toEqual([])
+  })
+
+  it('S22 multi-launch: two tabs launch one patient at once; the later callback joins the moved session and both ids reach the one launch', async () => {
+    const storage = plainStorage()
+    const clock = testClock()
+    const multi = { ...devOptions, enableMultiLaunch: true as const, now: clock.now }
+    const at = (sessionId: string, activePatient: string | null = null) => new SmartClient({ sessionId, activePatient }, storage, config, multi)
+    const s0 = nextSession()
+    const first = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-1' }))
+    const second = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-1' }))
+    clock.advance(1000)
+    const a = await at(s0).callback(await authorize(ehr, first.redirectUrl), { regenerate: async () => `${s0}-a` })
+    const { idTokenClaims } = await at(`${s0}-a`, 'patient-1').ready()
+    expect(idTokenClaims).toMatchObject({ nonce: expect.any(String) })
+    clock.advance(1000)
+    // The second callback still carries s0, moved to s0-a a second ago (after its launch started): it joins
+    // s0-a, and keeps the launch there (it cannot tell the other tab's from a stale one).
+    const b = await at(s0).callback(await authorize(ehr, second.redirectUrl), { regenerate: async () => `${s0}-b` })
+    expect(b.redirectUrl).toBe(a.redirectUrl)
+    for (const sid of [`${s0}-a`, `${s0}-b`]) {
+      await expect(at(sid, 'patient-1').ready()).resolves.toMatchObject({ patient: { id: 'patient-1' }, idTokenClaims })
+      await expect(at(sid, 'patient-2').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
+    }
   })
 
   it('S22 moveSession from an id a callback moved away less than the grace ago: the new id joins the moved session', async () => {

@@ -229,7 +229,7 @@ describe('the token stays on the FHIR server origin', () => {
     const err = await (async () => {
       for await (const _page of fhir.pages('Observation', { _count: 10 })) pages++
     })().catch((e: unknown) => e)
-    expect(err).toMatchObject({ code: 'FHIR_REQUEST_FAILED' })
+    expect(err).toMatchObject({ code: 'FHIR_REQUEST_FAILED', message: 'The FHIR server\'s next link leads back to a page already read' })
     expect(pages).toBe(2)
   })
 })

@@ -61,6 +61,9 @@ describe('a failing store', () => {
     for (const broken of [
       { kind: 'session', version: 'v', launches: { x: { iss: 42 } } },
       { kind: 'forward', to: 7 },
+      { kind: 'forward', to: 'elsewhere', at: 'yesterday', held: [] },
+      { kind: 'forward', to: 'elsewhere', at: 1, held: 'all' },
+      { kind: 'link', to: null },
       { kind: 'something-else' },
       'not an object',
     ]) {

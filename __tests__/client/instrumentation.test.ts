@@ -4,10 +4,10 @@ import { trace } from '@opentelemetry/api'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { MemoryStore } from 'express-session'
 import request from 'supertest'
-import type { SmartClientOptions, SmartLogger } from '../../lib'
+import { SmartClient, type SmartClientOptions, type SmartLogger } from '../../lib'
 import { createMockEhr, launchAs, type MockEhr } from '../../lib/testing'
 import { launchedCookie, secretRecordingFetch, testApp } from '../helpers/app'
-import { testClock } from '../helpers/smart'
+import { devOptions, openConfig, testClock } from '../helpers/smart'
 
 const exporter = new InMemorySpanExporter()
 const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
@@ -90,6 +90,22 @@ describe('the logger option', () => {
     const { logger, lines } = capturingLogger()
     await launchAs(request.agent(testApp({ store: new MemoryStore(), options: { logger, recordPatientIds: true } })), ehr, { patient: 'patient-3' })
     expect(lines.find((line) => line.fields.event === 'smart.callback')?.fields['smart.patient.id']).toBe('patient-3')
+  })
+
+  it('a refusal (4xx) is logged at info as "… refused", a failure (5xx) at error as "… failed"; an error that is not a SmartError is INTERNAL_ERROR, 500', async () => {
+    const { logger, lines } = capturingLogger()
+    const app = testApp({ store: new MemoryStore(), jsonErrors: true, options: { logger } })
+    await request(app).get('/launch?iss=ehr.example%2Ffhir&launch=x').expect(400)
+    await request(app).get(`/launch?iss=${encodeURIComponent('http://127.0.0.1:1/fhir')}&launch=x`).expect(502)
+    // A custom SmartStorage that throws what it likes.
+    const throwing = { get: () => Promise.reject(new RangeError('boom')), set: () => Promise.resolve(), delete: () => Promise.resolve() }
+    await expect(new SmartClient('s', throwing, openConfig(), { ...devOptions, logger }).callback({ code: 'c', state: 's' })).rejects.toThrow(RangeError)
+    const errors = lines.filter((line) => line.fields.outcome === 'error').map(({ level, message, fields }) => ({ level, message, code: fields.code, status: fields.status }))
+    expect(errors).toEqual([
+      { level: 'info', message: 'SMART EHR launch refused', code: 'MISSING_PARAMETER', status: 400 },
+      { level: 'error', message: 'SMART EHR launch failed', code: 'DISCOVERY_FAILED', status: 502 },
+      { level: 'error', message: 'SMART callback failed', code: 'INTERNAL_ERROR', status: 500 },
+    ])
   })
 
   it('a logger without the pino methods is a TypeError naming the option', () => {

@@ -26,6 +26,8 @@ export interface TestAppOptions {
   jsonErrors?: boolean
   /** Leave express-session out (misconfiguration tests). */
   withoutSession?: boolean
+  /** express-session's saveUninitialized. Default: false (the documented setup). */
+  saveUninitialized?: boolean
 }
 
 /** The documented setup: express-session (HttpOnly, SameSite=Lax), the SMART middlewares, a few API routes. */
@@ -38,7 +40,7 @@ export function testApp(opts: TestAppOptions): Express {
 
   const app = express()
   if (!opts.withoutSession) {
-    app.use(session({ store: opts.store, secret: 'test-secret', resave: false, saveUninitialized: false, cookie: { httpOnly: true, sameSite: 'lax', secure: false } }))
+    app.use(session({ store: opts.store, secret: 'test-secret', resave: false, saveUninitialized: opts.saveUninitialized ?? false, cookie: { httpOnly: true, sameSite: 'lax', secure: false } }))
   }
   const router = express.Router()
   router.get('/launch', smartLaunch(smart))

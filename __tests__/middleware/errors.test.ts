@@ -1,7 +1,7 @@
 import express from 'express'
 import { MemoryStore, type Store } from 'express-session'
 import request from 'supertest'
-import { failFastStore, smartLaunch } from '../../lib'
+import { SmartError, expressSessionStorage, failFastStore, smartLaunch, type SmartStorage } from '../../lib'
 import { createMockEhr, launchAs, type MockEhr } from '../../lib/testing'
 import { testApp } from '../helpers/app'
 import { testClock } from '../helpers/smart'
@@ -193,6 +193,43 @@ describe('503 STORAGE_UNAVAILABLE', () => {
     const app = testApp({ store: failFastStore(brokenStore('error', 'smart:')), jsonErrors: true })
     const res = await request(app).get('/api/context')
     expect({ status: res.status, code: res.body.code }).toEqual({ status: 503, code: 'STORAGE_UNAVAILABLE' })
+  })
+
+  it('a callback whose session cannot be saved: the error the app sees says so (the 503 body stays generic)', async () => {
+    const store = new MemoryStore()
+    const app = testApp({ store })
+    let seen: unknown
+    app.use((err: SmartError, _req: express.Request, res: express.Response, _next: express.NextFunction) => void ((seen = err), res.status(err.status).end()))
+    const agent = request.agent(app)
+    const back = await authorized(agent)
+    const set = store.set.bind(store)
+    // Only express-session's own records (not SMART keys) fail to be written.
+    store.set = (sid, data, cb) => (sid.startsWith('smart:') ? set(sid, data, cb) : cb?.(new Error('READONLY')))
+    await agent.get(`${back.pathname}${back.search}`).expect(503)
+    expect(seen).toMatchObject({ code: 'STORAGE_UNAVAILABLE', message: 'The session store failed to save the session', cause: { message: 'details withheld' } })
+  })
+
+  it('S22 a callback that fails after regenerating the session id leaves the browser its session: no new cookie, earlier launches kept', async () => {
+    const store = new MemoryStore()
+    const inner = expressSessionStorage(store)
+    let failSessionWrites = false
+    // A SMART storage whose session records cannot be written once armed: the callback fails after regenerate().
+    const storage: SmartStorage = {
+      ...inner,
+      set: (key, value, ttl) => (failSessionWrites && key.startsWith('session:') ? Promise.reject(new SmartError('STORAGE_UNAVAILABLE', 'down')) : inner.set(key, value, ttl)),
+    }
+    // saveUninitialized: true, so a session left in place of the browser's would be saved and sent as a new cookie.
+    const agent = request.agent(testApp({ store, storage, jsonErrors: true, saveUninitialized: true, options: { enableMultiLaunch: true } }))
+    await launchAs(agent, ehr, { patient: 'patient-1' })
+    const back = await authorized(agent, 'patient-2')
+    failSessionWrites = true
+    const res = await agent.get(`${back.pathname}${back.search}`)
+    failSessionWrites = false
+    expect({ status: res.status, code: res.body.code }).toEqual({ status: 503, code: 'STORAGE_UNAVAILABLE' })
+    expect(res.headers['set-cookie']).toBeUndefined()
+    const context = await agent.get('/api/context').set('X-Active-Patient', 'patient-1').expect(200)
+    expect(context.body.patient).toMatchObject({ id: 'patient-1' })
+    await agent.get('/api/context').set('X-Active-Patient', 'patient-2').expect(403)
   })
 
   it('a launch whose pending state cannot be written', async () => {

@@ -68,6 +68,13 @@ describe('expressSessionStorage failures', () => {
     expect(err).toMatchObject({ code: 'STORAGE_UNAVAILABLE', status: 503 })
   })
 
+  it('a store that throws instead of calling back: STORAGE_UNAVAILABLE at once, with its failure (not a timeout)', async () => {
+    const store = { get: () => { throw new Error('ECONNREFUSED') }, set: () => undefined, destroy: () => undefined } as unknown as Store
+    const started = Date.now()
+    await expect(expressSessionStorage(store, { timeoutMs: 5000 }).get('k')).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE', message: 'The session store failed a read' })
+    expect(Date.now() - started).toBeLessThan(2000)
+  })
+
   it('fails fast when the store never answers', async () => {
     const started = Date.now()
     await expect(expressSessionStorage(brokenStore('hang'), { timeoutMs: 200 }).set('k', 1)).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE' })
