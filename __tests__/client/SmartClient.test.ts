@@ -455,6 +455,26 @@ describe('SmartClient edges', () => {
     }
   })
 
+  // The documented grace of a moved session id is 10 s; a launch started in the very millisecond of the move
+  // cannot be told from one started before it, and is not joined (it could be a stale tab's).
+  it.each([[1, 10_000, true], [1, 10_001, false], [0, 1, false]])('S22 a launch started %i ms before another callback moved its session, called back %i ms after the move: joins it (both launches reachable): %s', async (gap, after, joins) => {
+    const storage = plainStorage()
+    const clock = testClock()
+    const multi = { ...devOptions, enableMultiLaunch: true as const, now: clock.now }
+    const at = (sessionId: string, activePatient: string | null = null) => new SmartClient({ sessionId, activePatient }, storage, config, multi)
+    const s0 = nextSession()
+    const first = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-1' }))
+    const second = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-2' }))
+    clock.advance(gap)
+    await at(s0).callback(await authorize(ehr, first.redirectUrl), { regenerate: async () => `${s0}-a` })
+    clock.advance(after)
+    await at(s0).callback(await authorize(ehr, second.redirectUrl), { regenerate: async () => `${s0}-b` })
+    await expect(at(`${s0}-b`, 'patient-2').ready()).resolves.toMatchObject({ patient: { id: 'patient-2' } })
+    const first1 = at(`${s0}-b`, 'patient-1').ready()
+    if (joins) await expect(first1).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+    else await expect(first1).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
+  })
+
   it('S22 moveSession from an id a callback moved away less than the grace ago: the new id joins the moved session', async () => {
     const storage = plainStorage()
     const s0 = nextSession()
