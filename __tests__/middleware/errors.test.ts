@@ -32,26 +32,26 @@ describe.each(storeKinds())('every status of API.md over HTTP, over %s', (_name,
   beforeAll(async () => ({ store, close } = await kind.open()))
   afterAll(() => close())
 
-  const expectError = (res: request.Response, status: number, code: string) => {
-    expect({ status: res.status, code: res.body.code }).toEqual({ status, code })
-    expect(typeof res.body.message).toBe('string')
+  /** The status, the code and — for a refusal (4xx) — the message the page gets; a 5xx says only "try again". */
+  const expectError = (res: request.Response, status: number, code: string, message = 'The EHR did not answer as expected; try again') => {
+    expect({ status: res.status, code: res.body.code, message: res.body.message }).toEqual({ status, code, message })
   }
 
   it('400 MISSING_PARAMETER: launch without launch, callback without state', async () => {
     const app = testApp({ store, jsonErrors: true })
-    expectError(await request(app).get(`/launch?iss=${encodeURIComponent(ehr.iss)}`), 400, 'MISSING_PARAMETER')
-    expectError(await request(app).get('/launch?launch=abc'), 400, 'MISSING_PARAMETER')
-    expectError(await request(app).get('/callback?code=abc'), 400, 'MISSING_PARAMETER')
+    expectError(await request(app).get(`/launch?iss=${encodeURIComponent(ehr.iss)}`), 400, 'MISSING_PARAMETER', 'The "launch" parameter is required')
+    expectError(await request(app).get('/launch?launch=abc'), 400, 'MISSING_PARAMETER', 'The "iss" parameter is required')
+    expectError(await request(app).get('/callback?code=abc'), 400, 'MISSING_PARAMETER', 'The "state" parameter is required')
   })
 
   it('403 UNKNOWN_ISSUER', async () => {
     const app = testApp({ store, jsonErrors: true, config: { allowAnyIssuer: undefined, knownFhirServers: [{ issuer: 'https://trusted.example/fhir', type: 'public' }] } as never })
-    expectError(await request(app).get(`/launch${launchQuery()}`), 403, 'UNKNOWN_ISSUER')
+    expectError(await request(app).get(`/launch${launchQuery()}`), 403, 'UNKNOWN_ISSUER', 'This EHR (iss) is not one the app is configured to trust')
   })
 
   it('400 INSECURE_ISSUER', async () => {
     const app = testApp({ store, jsonErrors: true, options: { allowNonHttpsLaunch: false } })
-    expectError(await request(app).get(`/launch${launchQuery()}`), 400, 'INSECURE_ISSUER')
+    expectError(await request(app).get(`/launch${launchQuery()}`), 400, 'INSECURE_ISSUER', 'The EHR (iss) must use https; allowNonHttpsLaunch permits http for local development')
   })
 
   it('502 DISCOVERY_FAILED', async () => {
@@ -73,14 +73,14 @@ describe.each(storeKinds())('every status of API.md over HTTP, over %s', (_name,
     } finally {
       delete ehr.faults.token
     }
-    expectError(await agent.get('/api/context'), 401, 'NO_SESSION')
+    expectError(await agent.get('/api/context'), 401, 'NO_SESSION', 'No SMART launch has completed in this session; launch the app from the EHR')
   })
 
   it('400 INVALID_STATE', async () => {
     const agent = request.agent(testApp({ store, jsonErrors: true }))
     const back = await authorized(agent)
     back.searchParams.set('state', 'forged')
-    expectError(await agent.get(`${back.pathname}${back.search}`), 400, 'INVALID_STATE')
+    expectError(await agent.get(`${back.pathname}${back.search}`), 400, 'INVALID_STATE', 'The launch cannot be completed: the state is unknown, expired or already used; launch again from the EHR')
   })
 
   it('403 AUTHORIZATION_DENIED', async () => {
@@ -88,7 +88,7 @@ describe.each(storeKinds())('every status of API.md over HTTP, over %s', (_name,
     ehr.faults.authorize = 'deny'
     try {
       const back = await authorized(agent)
-      expectError(await agent.get(`${back.pathname}${back.search}`), 403, 'AUTHORIZATION_DENIED')
+      expectError(await agent.get(`${back.pathname}${back.search}`), 403, 'AUTHORIZATION_DENIED', 'The EHR did not authorize the app (access_denied)')
     } finally {
       delete ehr.faults.authorize
     }
@@ -97,11 +97,11 @@ describe.each(storeKinds())('every status of API.md over HTTP, over %s', (_name,
   it('401 INVALID_ID_TOKEN', async () => {
     const agent = request.agent(testApp({ store, jsonErrors: true, options: { fetch: rewriteIdToken } }))
     const back = await authorized(agent)
-    expectError(await agent.get(`${back.pathname}${back.search}`), 401, 'INVALID_ID_TOKEN')
+    expectError(await agent.get(`${back.pathname}${back.search}`), 401, 'INVALID_ID_TOKEN', 'The id_token was rejected: jws signature verification failed')
   })
 
   it('401 NO_SESSION', async () => {
-    expectError(await request(testApp({ store, jsonErrors: true })).get('/api/context'), 401, 'NO_SESSION')
+    expectError(await request(testApp({ store, jsonErrors: true })).get('/api/context'), 401, 'NO_SESSION', 'No SMART launch has completed in this session; launch the app from the EHR')
   })
 
   it('401 SESSION_EXPIRED', async () => {
@@ -109,31 +109,31 @@ describe.each(storeKinds())('every status of API.md over HTTP, over %s', (_name,
     const agent = request.agent(testApp({ store, jsonErrors: true, config: { scope: 'openid fhirUser launch patient/*.rs' }, options: { now: clock.now } }))
     await launchAs(agent, ehr, { patient: 'patient-1' })
     clock.advance(2 * 3600 * 1000)
-    expectError(await agent.get('/api/context'), 401, 'SESSION_EXPIRED')
+    expectError(await agent.get('/api/context'), 401, 'SESSION_EXPIRED', 'The SMART session has expired; launch the app again from the EHR')
   })
 
   it('403 UNKNOWN_PATIENT and 400 ACTIVE_PATIENT_REQUIRED', async () => {
     const agent = request.agent(testApp({ store, jsonErrors: true, options: { enableMultiLaunch: true } }))
     await launchAs(agent, ehr, { patient: 'patient-1' })
     await launchAs(agent, ehr, { patient: 'patient-2' })
-    expectError(await agent.get('/api/context').set('X-Active-Patient', 'patient-3'), 403, 'UNKNOWN_PATIENT')
-    expectError(await agent.get('/api/context').set('X-Active-Patient', '../patient-1'), 403, 'UNKNOWN_PATIENT')
-    expectError(await agent.get('/api/context'), 400, 'ACTIVE_PATIENT_REQUIRED')
+    expectError(await agent.get('/api/context').set('X-Active-Patient', 'patient-3'), 403, 'UNKNOWN_PATIENT', 'The active patient was not launched in this session')
+    expectError(await agent.get('/api/context').set('X-Active-Patient', '../patient-1'), 403, 'UNKNOWN_PATIENT', 'The X-Active-Patient header does not name a patient launched in this session')
+    expectError(await agent.get('/api/context'), 400, 'ACTIVE_PATIENT_REQUIRED', 'Several patients are launched in this session; name the active one (X-Active-Patient)')
   })
 
   it('400 ISSUER_MISMATCH', async () => {
     const agent = request.agent(testApp({ store, jsonErrors: true }))
     const back = await authorized(agent)
     back.searchParams.set('iss', 'https://attacker.example')
-    expectError(await agent.get(`${back.pathname}${back.search}`), 400, 'ISSUER_MISMATCH')
+    expectError(await agent.get(`${back.pathname}${back.search}`), 400, 'ISSUER_MISMATCH', 'The authorization response comes from another issuer than the one this launch used (RFC 9207)')
   })
 
   it('FHIR_REQUEST_FAILED with the FHIR status, 502 when unreachable, and 400 FORBIDDEN_URL', async () => {
     const agent = request.agent(testApp({ store, jsonErrors: true, options: { httpTimeoutMs: 300 } }))
     await launchAs(agent, ehr, { patient: 'patient-1' })
-    expectError(await agent.get('/api/fhir?path=Patient/does-not-exist'), 404, 'FHIR_REQUEST_FAILED')
-    expectError(await agent.get('/api/fhir?path=Patient/patient-2'), 403, 'FHIR_REQUEST_FAILED')
-    expectError(await agent.get(`/api/fhir?path=${encodeURIComponent('https://elsewhere.example/fhir/Patient')}`), 400, 'FORBIDDEN_URL')
+    expectError(await agent.get('/api/fhir?path=Patient/does-not-exist'), 404, 'FHIR_REQUEST_FAILED', 'The FHIR server answered 404 to GET /fhir/Patient/does-not-exist')
+    expectError(await agent.get('/api/fhir?path=Patient/patient-2'), 403, 'FHIR_REQUEST_FAILED', 'The FHIR server answered 403 to GET /fhir/Patient/patient-2')
+    expectError(await agent.get(`/api/fhir?path=${encodeURIComponent('https://elsewhere.example/fhir/Patient')}`), 400, 'FORBIDDEN_URL', 'Refusing to send the access token to https://elsewhere.example: not the FHIR server\'s origin')
     ehr.faults.fhir = 'hang'
     try {
       expectError(await agent.get('/api/fhir?path=Patient/patient-1'), 502, 'FHIR_REQUEST_FAILED')

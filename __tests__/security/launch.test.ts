@@ -17,6 +17,11 @@ function spyFetch(): { fetch: typeof fetch; urls: string[] } {
   return { urls, fetch: (input, init) => (urls.push(String(input)), fetch(input, init)) }
 }
 
+/** DISCOVERY_FAILED, with the reason its message gives (the app's logs see it; the page gets a generic 502). */
+const discoveryFailed = (why: string) => ({
+  code: 'DISCOVERY_FAILED', status: 502, message: expect.stringMatching(new RegExp(`^SMART discovery for https?://\\S+/fhir failed: ${why.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`)),
+})
+
 /** Options with their own fetch: a discovery cache of their own. */
 const freshOptions = (extra: SmartClientOptions = {}): SmartClientOptions => ({ ...devOptions, fetch: (input, init) => fetch(input, init), ...extra })
 
@@ -47,14 +52,14 @@ describe('launch and discovery', () => {
     const doc = { authorization_endpoint: 'http://ehr.example/authorize', token_endpoint: 'https://ehr.example/token' }
     const fake: typeof fetch = async () => Response.json(doc)
     const client = new SmartClient('s2b', storage, openConfig(), { fetch: fake })
-    await expect(client.launch({ iss: 'https://ehr.example/fhir', launch: 'x' })).rejects.toMatchObject({ code: 'DISCOVERY_FAILED', status: 502 })
+    await expect(client.launch({ iss: 'https://ehr.example/fhir', launch: 'x' })).rejects.toMatchObject(discoveryFailed('"authorization_endpoint" is not https (allowNonHttpsLaunch is off)'))
   })
 
   it.each(['jwks_uri', 'revocation_endpoint'])('S2 an http %s in the discovery document of an https issuer is refused unless allowNonHttpsLaunch', async (field) => {
     const doc = { authorization_endpoint: 'https://ehr.example/authorize', token_endpoint: 'https://ehr.example/token', [field]: `http://ehr.example/${field}` }
     const fake: typeof fetch = async () => Response.json(doc)
     const strict = new SmartClient('s2c', storage, openConfig(), { fetch: fake })
-    await expect(strict.launch({ iss: 'https://ehr.example/fhir', launch: 'x' })).rejects.toMatchObject({ code: 'DISCOVERY_FAILED', status: 502 })
+    await expect(strict.launch({ iss: 'https://ehr.example/fhir', launch: 'x' })).rejects.toMatchObject(discoveryFailed(`"${field}" is not https (allowNonHttpsLaunch is off)`))
     const lenient = new SmartClient('s2d', storage, openConfig(), { fetch: async () => Response.json(doc), allowNonHttpsLaunch: true })
     await expect(lenient.launch({ iss: 'https://ehr.example/fhir', launch: 'x' })).resolves.toHaveProperty('redirectUrl')
   })
@@ -73,11 +78,15 @@ describe('launch and discovery', () => {
     expect(ehr.stats.discoveryFetches).toBe(before + 1)
   })
 
-  it.each(['500', 'malformed', 'hang'] as const)('a discovery fault (%s) is DISCOVERY_FAILED, and not cached', async (fault) => {
+  it.each([
+    ['500', 'the server answered 500'],
+    ['malformed', 'the document is not valid JSON'],
+    ['hang', 'no answer within 300 ms'],
+  ] as const)('a discovery fault (%s) is DISCOVERY_FAILED (%s), and not cached', async (fault, why) => {
     const options = freshOptions({ httpTimeoutMs: 300 })
     ehr.faults.discovery = fault
     try {
-      await expect(new SmartClient('f', storage, openConfig(), options).launch(ehrLaunch(ehr, context))).rejects.toMatchObject({ code: 'DISCOVERY_FAILED', status: 502 })
+      await expect(new SmartClient('f', storage, openConfig(), options).launch(ehrLaunch(ehr, context))).rejects.toMatchObject(discoveryFailed(why))
     } finally {
       delete ehr.faults.discovery
     }
@@ -98,11 +107,22 @@ describe('S3 S4 discovery documents from misbehaving servers', () => {
   const endpoints = (url: string) => ({ authorization_endpoint: `${url}/authorize`, token_endpoint: `${url}/token` })
 
   it('S3 a document without token_endpoint is refused', async () => {
-    expect(await launchAgainst((_req, res) => json(res, 200, { authorization_endpoint: 'http://127.0.0.1/authorize' }))).toMatchObject({ code: 'DISCOVERY_FAILED' })
+    expect(await launchAgainst((_req, res) => json(res, 200, { authorization_endpoint: 'http://127.0.0.1/authorize' }))).toMatchObject(discoveryFailed('"token_endpoint" is missing'))
   })
 
   it('S3 a document without authorization_endpoint is refused', async () => {
-    expect(await launchAgainst((req, res) => json(res, 200, { token_endpoint: `http://${req.headers.host}/token` }))).toMatchObject({ code: 'DISCOVERY_FAILED' })
+    expect(await launchAgainst((req, res) => json(res, 200, { token_endpoint: `http://${req.headers.host}/token` }))).toMatchObject(discoveryFailed('"authorization_endpoint" is missing'))
+  })
+
+  it.each([
+    ['an array', () => [], 'the document is not a JSON object'],
+    ['null', () => null, 'the document is not a JSON object'],
+    ['a number jwks_uri', (url: string) => ({ ...endpoints(url), jwks_uri: 42 }), '"jwks_uri" is not a string'],
+    ['a relative token_endpoint', (url: string) => ({ ...endpoints(url), token_endpoint: '/token' }), '"token_endpoint" is not an absolute URL'],
+    ['a number issuer', (url: string) => ({ ...endpoints(url), issuer: 42 }), '"issuer" is not a string'],
+    ['PKCE methods that are not a list', (url: string) => ({ ...endpoints(url), code_challenge_methods_supported: 'S256' }), 'the server does not support PKCE S256'],
+  ])('S3 a document with %s is refused, and the error says what is wrong', async (_what, doc, why) => {
+    expect(await launchAgainst((req, res) => json(res, 200, doc(`http://${req.headers.host}`)))).toMatchObject(discoveryFailed(why))
   })
 
   it('S3 optional fields may be absent', async () => {
@@ -115,17 +135,17 @@ describe('S3 S4 discovery documents from misbehaving servers', () => {
       res.writeHead(302, { location: `${ehr.iss}/.well-known/smart-configuration` })
       res.end()
     })
-    expect(result).toMatchObject({ code: 'DISCOVERY_FAILED' })
+    expect(result).toMatchObject(discoveryFailed('the server answered 302'))
   })
 
   it('S3 an oversized document is refused', async () => {
     const result = await launchAgainst((req, res) => json(res, 200, { ...endpoints(`http://${req.headers.host}`), padding: 'x'.repeat(1 << 20) }))
-    expect(result).toMatchObject({ code: 'DISCOVERY_FAILED' })
+    expect(result).toMatchObject(discoveryFailed('response larger than 262144 bytes'))
   })
 
   it('S3 regression: an endpoint too long for a Location header (found by the issue 9 property) is DISCOVERY_FAILED, not a redirect no client can read', async () => {
     const long = (req: { headers: { host?: string } }) => ({ ...endpoints(`http://${req.headers.host}`), authorization_endpoint: `http://${req.headers.host}/${'a'.repeat(100_000)}` })
-    expect(await launchAgainst((req, res) => json(res, 200, long(req)))).toMatchObject({ code: 'DISCOVERY_FAILED' })
+    expect(await launchAgainst((req, res) => json(res, 200, long(req)))).toMatchObject(discoveryFailed('"authorization_endpoint" is longer than 2048 characters'))
     const limit = (req: { headers: { host?: string } }) => {
       const base = `http://${req.headers.host}/`
       return { ...endpoints(`http://${req.headers.host}`), authorization_endpoint: `${base}${'a'.repeat(2048 - base.length)}` }
@@ -135,7 +155,7 @@ describe('S3 S4 discovery documents from misbehaving servers', () => {
 
   it('S3 a server that never answers times out', async () => {
     const started = Date.now()
-    expect(await launchAgainst(() => undefined)).toMatchObject({ code: 'DISCOVERY_FAILED' })
+    expect(await launchAgainst(() => undefined)).toMatchObject(discoveryFailed('no answer within 500 ms'))
     expect(Date.now() - started).toBeLessThan(3000)
   })
 
@@ -146,7 +166,7 @@ describe('S3 S4 discovery documents from misbehaving servers', () => {
 
   it('S4 a server offering only plain PKCE is refused', async () => {
     const result = await launchAgainst((req, res) => json(res, 200, { ...endpoints(`http://${req.headers.host}`), code_challenge_methods_supported: ['plain'] }))
-    expect(result).toMatchObject({ code: 'DISCOVERY_FAILED' })
+    expect(result).toMatchObject(discoveryFailed('the server does not support PKCE S256'))
   })
 
   it('S7 the code_verifier is 43-128 unreserved characters and S6 the state carries 256 bits', async () => {
