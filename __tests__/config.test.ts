@@ -106,4 +106,18 @@ describe('configuration is validated at construction', () => {
     expect(() => new SmartClient('', storage, base)).toThrow(/sessionId/)
     expect(() => new SmartClient('sid', {} as never, base)).toThrow(/storage/)
   })
+
+  it('names what is wrong with the session, the storage or the active patient', () => {
+    const noSession = new TypeError('express-smart-on-fhir: sessionId must be a non-empty string')
+    for (const session of ['', 42, null, { sessionId: '' }, { sessionId: 7, activePatient: null }]) {
+      expect(() => new SmartClient(session as never, storage, base)).toThrow(noSession)
+    }
+    const notStorage = new TypeError('express-smart-on-fhir: storage must implement SmartStorage (get, set, delete)')
+    const { get, set, delete: del } = storage
+    for (const broken of [null, { set, delete: del }, { get, delete: del }, { get, set }, { get: 'get', set, delete: del }]) {
+      expect(() => new SmartClient('sid', broken as never, base)).toThrow(notStorage)
+    }
+    expect(() => new SmartClient({ sessionId: 'sid', activePatient: 42 as never }, storage, base)).toThrow(new TypeError('express-smart-on-fhir: activePatient must be a string or null'))
+    for (const activePatient of [null, undefined, 'patient-1']) expect(() => new SmartClient({ sessionId: 'sid', activePatient: activePatient as never }, storage, base)).not.toThrow()
+  })
 })

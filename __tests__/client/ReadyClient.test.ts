@@ -41,6 +41,27 @@ describe('ReadyClient', () => {
     expect(err).toMatchObject({ code: 'FHIR_REQUEST_FAILED', status: 404, operationOutcome: { resourceType: 'OperationOutcome' } })
   })
 
+  it.each([
+    ['malformed JSON with a 200', 200, 'application/fhir+json', '{"resourceType":', { status: 502, message: 'The FHIR server sent malformed JSON for /fhir/Patient/patient-1' }],
+    ['malformed JSON with a 500', 500, 'application/json', 'oops{', { status: 500, message: 'The FHIR server answered 500 to DELETE /fhir/Patient/patient-1', operationOutcome: undefined }],
+    ['a redirect (not followed)', 302, 'text/html', '', { status: 502, message: 'The FHIR server answered 302 to DELETE /fhir/Patient/patient-1' }],
+  ])('%s is FHIR_REQUEST_FAILED, naming the status, method and path', async (_what, status, type, body, expected) => {
+    // What the mock EHR's FHIR server never sends: the answer of a FHIR server at fault.
+    const faulty: typeof fetch = async (input, init) =>
+      String(input).includes('/fhir/Patient/patient-1') ? new Response(body, { status, headers: { 'content-type': type, location: '/elsewhere' } }) : fetch(input, init)
+    const fhir = await launched({ fetch: faulty })
+    const method = status === 200 ? 'GET' : 'DELETE'
+    await expect(fhir.request('Patient/patient-1', { method })).rejects.toMatchObject({ code: 'FHIR_REQUEST_FAILED', ...expected })
+  })
+
+  it('a 2xx answer that is not JSON is returned as text; an empty one as undefined', async () => {
+    const plain: typeof fetch = async (input, init) =>
+      String(input).includes('/fhir/Binary/') ? new Response(String(input).endsWith('empty') ? '' : 'plain {text}', { headers: { 'content-type': 'text/plain' } }) : fetch(input, init)
+    const fhir = await launched({ fetch: plain })
+    await expect(fhir.request('Binary/text')).resolves.toBe('plain {text}')
+    await expect(fhir.request('Binary/empty')).resolves.toBeUndefined()
+  })
+
   it('a FHIR server that does not answer is FHIR_REQUEST_FAILED 502', async () => {
     const fhir = await launched({ httpTimeoutMs: 300 })
     ehr.faults.fhir = 'hang'

@@ -100,10 +100,10 @@ describe('typed FHIR helpers', () => {
   it('update without an id and ids that would change the path are refused before sending', async () => {
     const fhir = await launched()
     const before = ehr.fhirLog.length
-    await expect(fhir.update(observation('patient-1', 'no id'))).rejects.toThrow(TypeError)
-    await expect(fhir.read('Patient', '../Practitioner/smart-practitioner-1')).rejects.toThrow(TypeError)
-    await expect(fhir.read('Patient', 'patient-1?_format=xml')).rejects.toThrow(TypeError)
-    await expect(fhir.read('patient/x' as 'Patient', 'patient-1')).rejects.toThrow(TypeError)
+    await expect(fhir.update(observation('patient-1', 'no id'))).rejects.toThrow(new TypeError('Not a FHIR resource id: undefined'))
+    await expect(fhir.read('Patient', '../Practitioner/smart-practitioner-1')).rejects.toThrow(new TypeError('Not a FHIR resource id: "../Practitioner/smart-practitioner-1"'))
+    await expect(fhir.read('Patient', 'patient-1?_format=xml')).rejects.toThrow(new TypeError('Not a FHIR resource id: "patient-1?_format=xml"'))
+    await expect(fhir.read('patient/x' as 'Patient', 'patient-1')).rejects.toThrow(new TypeError('Not a FHIR resource type: "patient/x"'))
     expect(ehr.fhirLog.length).toBe(before)
   })
 
@@ -218,6 +218,14 @@ describe('the token stays on the FHIR server origin', () => {
     expect(err).toMatchObject({ code: 'FORBIDDEN_URL' })
     expect(pages).toHaveLength(1)
     expect(sent.filter((url) => url.startsWith('https://evil.example'))).toEqual([])
+  })
+
+  it('a 2xx answer that is not the resource asked for is FHIR_REQUEST_FAILED, naming what was asked', async () => {
+    const { fetch } = recordingFetch(() => ({ resourceType: 'OperationOutcome' }) as never)
+    const fhir = await launched(undefined, { ...devOptions, fetch })
+    await expect(fhir.search('Observation', { _count: 10 })).rejects.toMatchObject({
+      code: 'FHIR_REQUEST_FAILED', message: 'The FHIR server answered GET Observation?_count=10 without a Bundle resource',
+    })
   })
 
   it('a next link that leads back to a page already read ends paging with FHIR_REQUEST_FAILED', async () => {

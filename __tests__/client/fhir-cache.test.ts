@@ -106,8 +106,8 @@ describe('read cache', () => {
 
   it('cache options are checked: GET only, positive ttl', async () => {
     const fhir = await launched()
-    await expect(fhir.request('Observation', { method: 'POST', body: {}, cache: { ttlSeconds: 60 } })).rejects.toThrow(TypeError)
-    await expect(fhir.read('Patient', 'patient-1', { cache: { ttlSeconds: 0 } })).rejects.toThrow(TypeError)
+    await expect(fhir.request('Observation', { method: 'POST', body: {}, cache: { ttlSeconds: 60 } })).rejects.toThrow(new TypeError('request: cache applies to GET only, not POST'))
+    await expect(fhir.read('Patient', 'patient-1', { cache: { ttlSeconds: 0 } })).rejects.toThrow(new TypeError('cache.ttlSeconds must be a positive number of seconds'))
   })
 
   it('is bounded: the 501st entry evicts the least recently used one', async () => {
@@ -132,6 +132,6 @@ describe('read cache', () => {
     expect([cache.get('a'), cache.get('b'), cache.get('c'), cache.size]).toEqual([{ v: 1 }, undefined, { v: 3 }, 2])
     clock.advance(10_000)
     expect(cache.get('a')).toBeUndefined()
-    expect(() => createFhirReadCache(0)).toThrow(TypeError)
+    expect(() => createFhirReadCache(0)).toThrow(new TypeError('createFhirReadCache: maxEntries must be a positive integer'))
   })
 })

@@ -117,7 +117,7 @@ describe('S20 the access token only goes to the FHIR server origin', () => {
     const recorder = recordingFetch()
     const fhir = await launched(recorder.fetch)
     const { error, sentTo } = await attempt(fhir, recorder.sent, `http://user:pass@127.0.0.1:${port}/fhir/Patient/patient-1`)
-    expect(error).toMatchObject({ code: 'FORBIDDEN_URL' })
+    expect(error).toMatchObject({ code: 'FORBIDDEN_URL', message: 'Refusing a FHIR request URL with credentials in it' })
     expect(sentTo).toEqual([])
   })
 
