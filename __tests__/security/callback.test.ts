@@ -101,12 +101,16 @@ describe('callback', () => {
     await expect(client.callback({ code: query.code })).rejects.toMatchObject({ code: 'MISSING_PARAMETER', status: 400 })
   })
 
-  it.each(['500', 'malformed', 'hang'] as const)('a token endpoint fault (%s) is TOKEN_EXCHANGE_FAILED and stores nothing', async (fault) => {
+  it.each([
+    ['500', 'the server answered 500'],
+    ['malformed', 'the answer was malformed'],
+    ['hang', 'no answer within 400 ms'],
+  ] as const)('a token endpoint fault (%s) is TOKEN_EXCHANGE_FAILED (%s) and stores nothing', async (fault, why) => {
     const { client, query } = await callbackWith({ httpTimeoutMs: 400 })
     ehr.faults.token = fault
     try {
       const err = await client.callback(query).catch((e: unknown) => e)
-      expect(err).toMatchObject({ code: 'TOKEN_EXCHANGE_FAILED', status: 502 })
+      expect(err).toMatchObject({ code: 'TOKEN_EXCHANGE_FAILED', status: 502, message: `The EHR's token endpoint failed: ${why}` })
       // S25: no code or verifier in the message.
       expect((err as Error).message).not.toContain(query.code)
     } finally {

@@ -91,7 +91,7 @@ it('S25 a refused refresh (400 with the tokens echoed) is SESSION_EXPIRED withou
   const client = new SmartClient(nextSession(), storage, openConfig(), { ...devOptions, fetch: fetchFn })
   await completeLaunch(ehr, context, client)
   const err = await client.refresh().catch((e: unknown) => e)
-  expect(err).toMatchObject({ code: 'SESSION_EXPIRED' })
+  expect(err).toMatchObject({ code: 'SESSION_EXPIRED', status: 401, message: 'The EHR refused to refresh the session (invalid_grant); launch again' })
   expectNoSecretIn(err, secrets)
 })
 
