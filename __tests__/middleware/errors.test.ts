@@ -1,10 +1,10 @@
 import express from 'express'
 import { MemoryStore, type Store } from 'express-session'
 import request from 'supertest'
-import { SmartError, expressSessionStorage, failFastStore, smartLaunch, type SmartStorage } from '../../lib'
+import { SmartError, expressSessionStorage, failFastStore, smartCallback, smartLaunch, type SmartStorage } from '../../lib'
 import { createMockEhr, launchAs, type MockEhr } from '../../lib/testing'
 import { testApp } from '../helpers/app'
-import { testClock } from '../helpers/smart'
+import { openConfig, testClock } from '../helpers/smart'
 import { storeKinds } from '../helpers/stores'
 
 let ehr: MockEhr
@@ -24,6 +24,13 @@ const rewriteIdToken: typeof fetch = async (input, init) => {
   if (!String(init?.body ?? '').includes('grant_type=authorization_code') || response.status !== 200) return response
   const body = (await response.json()) as Record<string, string>
   return Response.json({ ...body, id_token: `${body.id_token.slice(0, -4)}AAAA` })
+}
+
+/** The app's own error handler after the SMART routes: what the app (and its logs) see of an error. */
+function capturingErrors(app: express.Express): { seen: () => SmartError | undefined } {
+  let seen: SmartError | undefined
+  app.use((err: SmartError, _req: express.Request, res: express.Response, _next: express.NextFunction) => void ((seen = err), res.status(err.status ?? 500).end()))
+  return { seen: () => seen }
 }
 
 describe.each(storeKinds())('every status of API.md over HTTP, over %s', (_name, kind) => {
@@ -187,6 +194,15 @@ describe('503 STORAGE_UNAVAILABLE', () => {
     }
     store.emit('connect')
     await agent.get('/api/context').expect(200)
+    // What the app's own error handler sees.
+    const app = testApp({ store })
+    const { seen } = capturingErrors(app)
+    const other = request.agent(app)
+    await launchAs(other, ehr, { patient: 'patient-1' })
+    store.emit('disconnect')
+    await other.get('/api/context').expect(503)
+    store.emit('connect')
+    expect(seen()).toMatchObject({ code: 'STORAGE_UNAVAILABLE', message: 'The session store is disconnected' })
   })
 
   it('the SMART state look-up', async () => {
@@ -198,15 +214,14 @@ describe('503 STORAGE_UNAVAILABLE', () => {
   it('a callback whose session cannot be saved: the error the app sees says so (the 503 body stays generic)', async () => {
     const store = new MemoryStore()
     const app = testApp({ store })
-    let seen: unknown
-    app.use((err: SmartError, _req: express.Request, res: express.Response, _next: express.NextFunction) => void ((seen = err), res.status(err.status).end()))
+    const { seen } = capturingErrors(app)
     const agent = request.agent(app)
     const back = await authorized(agent)
     const set = store.set.bind(store)
     // Only express-session's own records (not SMART keys) fail to be written.
     store.set = (sid, data, cb) => (sid.startsWith('smart:') ? set(sid, data, cb) : cb?.(new Error('READONLY')))
     await agent.get(`${back.pathname}${back.search}`).expect(503)
-    expect(seen).toMatchObject({ code: 'STORAGE_UNAVAILABLE', message: 'The session store failed to save the session', cause: { message: 'details withheld' } })
+    expect(seen()).toMatchObject({ code: 'STORAGE_UNAVAILABLE', message: 'The session store failed to save the session', cause: { message: 'details withheld' } })
   })
 
   it('S22 a callback that fails after regenerating the session id leaves the browser its session: no new cookie, earlier launches kept', async () => {
@@ -257,6 +272,24 @@ describe('misconfiguration', () => {
     })
     await request(app).get('/api/context').expect(500)
     expect(message).toMatch(/express-session/)
+  })
+
+  it('a session middleware whose store has no generate() (not express-session) cannot complete a callback: MISCONFIGURED, saying so', async () => {
+    const app = express()
+    const store = new MemoryStore()
+    // A stand-in that looks like express-session to the request but is not: its store was never wrapped.
+    app.use((req, _res, next) => {
+      Object.assign(req, { sessionID: 'fixed-id', session: { save: (cb: () => void) => cb() }, sessionStore: store })
+      next()
+    })
+    const smart = { config: openConfig({ callbackUrl: 'http://app.test/callback' }), options: { allowNonHttpsLaunch: true } }
+    app.get('/launch', smartLaunch(smart))
+    app.get('/callback', smartCallback(smart))
+    const { seen } = capturingErrors(app)
+    const launch = await request(app).get(`/launch${launchQuery()}`).expect(302)
+    const back = await ehr.authorize(launch.headers.location)
+    await request(app).get(`${back.pathname}${back.search}`).expect(500)
+    expect(seen()).toMatchObject({ code: 'MISCONFIGURED', message: 'smartCallback() needs express-session (its store has no generate())' })
   })
 
   it('invalid options throw a TypeError naming the field at factory time', () => {
