@@ -424,6 +424,15 @@ describe('SmartClient edges', () => {
     await expect(at(s2, 'patient-3').ready()).resolves.toMatchObject({ patient: { id: 'patient-3' } })
   })
 
+  it('a token response whose patient is not a FHIR id: TOKEN_EXCHANGE_FAILED, saying why, and nothing kept', async () => {
+    const storage = plainStorage()
+    const client = new SmartClient(nextSession(), storage, config, devOptions)
+    await expect(completeLaunch(ehr, { patient: 'a/b' }, client)).rejects.toMatchObject({
+      code: 'TOKEN_EXCHANGE_FAILED', status: 502, message: 'The EHR launched a patient whose id is not a FHIR id (1-64 of A-Z a-z 0-9 - .); the launch was not kept',
+    })
+    await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+  })
+
   it('launch() with an iss that is not an absolute URL (any issuer allowed) is MISSING_PARAMETER, before the store is touched', async () => {
     const storage = plainStorage()
     await expect(new SmartClient(nextSession(), storage, config, devOptions).launch({ iss: 'ehr.example/fhir', launch: 'x' })).rejects.toMatchObject({

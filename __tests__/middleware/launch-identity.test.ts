@@ -70,7 +70,7 @@ describe.each(storeKinds())('launch identity over %s', (_name, kind) => {
 
   describe('2. single-launch mode honours X-Active-Patient', () => {
     it('tab A\'s callback completes last: tab B asking for patient-2 is refused (403), tab A is served', async () => {
-      const agent = request.agent(testApp({ store }))
+      const agent = request.agent(testApp({ store, jsonErrors: true }))
       const tabA = await agent.get(`/launch${launchQuery(ehrA, 'patient-1')}`).expect(302)
       const tabB = await agent.get(`/launch${launchQuery(ehrA, 'patient-2')}`).expect(302)
       const backA = await ehrA.authorize(tabA.headers.location)
@@ -78,7 +78,9 @@ describe.each(storeKinds())('launch identity over %s', (_name, kind) => {
       await agent.get(pathOf(backB)).expect(302)
       await agent.get(pathOf(backA)).expect(302)
       const refused = await agent.get('/api/patient').set('X-Active-Patient', 'patient-2')
-      expect(refused.status).toBe(403)
+      expect({ status: refused.status, body: refused.body }).toEqual({
+        status: 403, body: { code: 'UNKNOWN_PATIENT', message: 'X-Active-Patient names another patient than the one this session was launched for' },
+      })
       expect(refused.text).not.toContain('patient-1')
       expect(await served(agent, 'patient-1')).toMatchObject({ status: 200, patient: 'patient-1' })
       expect(await served(agent)).toMatchObject({ status: 200, patient: 'patient-1' })

@@ -48,6 +48,17 @@ describe('S29 tokens encrypted at rest', () => {
     await expect(client(session, oldKey).ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED' })
   })
 
+  it('S29 sealed tokens read without any encryptionKey are SESSION_EXPIRED, saying the key is missing; plain tokens read with one still work', async () => {
+    const sealed = nextSession()
+    await completeLaunch(ehr, context, client(sealed, oldKey))
+    await expect(client(sealed, undefined).ready()).rejects.toMatchObject({
+      code: 'SESSION_EXPIRED', status: 401, message: 'Stored tokens are encrypted but no encryptionKey is set; launch again',
+    })
+    const plain = nextSession()
+    await completeLaunch(ehr, context, client(plain, undefined))
+    await expect(client(plain, oldKey).ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+  })
+
   it('S29 a wrong key is SESSION_EXPIRED, and the error holds no token, plaintext or key', async () => {
     const session = nextSession()
     const recorder = secretRecordingFetch()

@@ -82,6 +82,9 @@ describe('expressSessionStorage failures', () => {
   })
 
   it('refuses something that is not a Store at creation', () => {
-    expect(() => expressSessionStorage({} as Store)).toThrow(TypeError)
+    expect(() => expressSessionStorage({} as Store)).toThrow(new TypeError('express-smart-on-fhir: expressSessionStorage(store) needs an express-session Store (get, set, destroy)'))
+    for (const store of [null, { get: () => undefined, set: () => undefined }, { get: () => undefined, destroy: () => undefined }, { set: () => undefined, destroy: () => undefined }]) {
+      expect(() => expressSessionStorage(store as never)).toThrow(/needs an express-session Store/)
+    }
   })
 })
