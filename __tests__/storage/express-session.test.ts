@@ -34,6 +34,25 @@ describe.each(storeKinds())('expressSessionStorage over %s', (_name, kind) => {
     await expect(storage.get('short')).resolves.toBeUndefined()
   })
 
+  it('writes the TTL as the session cookie\'s expiry, the store\'s own expiry; a value without one lives a day', async () => {
+    const expiresIn = (key: string) =>
+      new Promise<number>((resolve, reject) =>
+        store.get(`smart:${key}`, (err, data) => (err ? reject(err) : resolve(Date.parse(String(data?.cookie.expires)) - Date.now()))))
+    await storage.set('ttl-60', 'v', 60)
+    await storage.set('ttl-default', 'v')
+    expect(Math.abs((await expiresIn('ttl-60')) - 60_000)).toBeLessThan(5000)
+    expect(Math.abs((await expiresIn('ttl-default')) - 86_400_000)).toBeLessThan(5000)
+  })
+
+  it('a setIfAbsent claim lasts its TTL (a fraction of a second rounded up on Redis), then can be claimed again', async () => {
+    await expect(storage.setIfAbsent!('claim:ttl', 'first', 2.5)).resolves.toBe(true)
+    await sleep(1200)
+    await expect(storage.setIfAbsent!('claim:ttl', 'second', 2.5)).resolves.toBe(false)
+    await sleep(2100)
+    await expect(storage.setIfAbsent!('claim:ttl', 'third', 2.5)).resolves.toBe(true)
+    await storage.delete('claim:ttl')
+  })
+
   it('keeps its keys apart from session ids by prefix', async () => {
     await storage.set('sid-1', 'smart')
     await expect(new Promise((resolve) => store.get('sid-1', (_err, value) => resolve(value)))).resolves.toBeFalsy()
