@@ -3,7 +3,7 @@ import { calculatePKCECodeChallenge } from 'openid-client'
 import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
 import { json, startServer } from '../helpers/http-server'
-import { devOptions, ehrLaunch, openConfig } from '../helpers/smart'
+import { devOptions, ehrLaunch, openConfig, testClock } from '../helpers/smart'
 
 let ehr: MockEhr
 beforeAll(async () => (ehr = await createMockEhr()))
@@ -76,6 +76,29 @@ describe('launch and discovery', () => {
     await Promise.all(Array.from({ length: 5 }, (_, i) => new SmartClient(`c${i}`, storage, openConfig(), options).launch(ehrLaunch(ehr, context))))
     await new SmartClient('c9', storage, openConfig(), options).launch(ehrLaunch(ehr, context))
     expect(ehr.stats.discoveryFetches).toBe(before + 1)
+  })
+
+  it('a discovered document is reused for discoveryCacheSeconds, then fetched again', async () => {
+    const clock = testClock()
+    const options = freshOptions({ now: clock.now, discoveryCacheSeconds: 60 })
+    const launch = () => new SmartClient('cache', storage, openConfig(), options).launch(ehrLaunch(ehr, context))
+    const before = ehr.stats.discoveryFetches
+    await launch()
+    clock.advance(59_999)
+    await launch()
+    expect(ehr.stats.discoveryFetches).toBe(before + 1)
+    clock.advance(1)
+    await launch()
+    expect(ehr.stats.discoveryFetches).toBe(before + 2)
+  })
+
+  it('S2 a document accepted with allowNonHttpsLaunch is never served from the cache to a client without it', async () => {
+    const doc = { authorization_endpoint: 'https://ehr.example/authorize', token_endpoint: 'https://ehr.example/token', jwks_uri: 'http://ehr.example/jwks' }
+    const shared: typeof fetch = async () => Response.json(doc)
+    const lenient = new SmartClient('s2e', storage, openConfig(), { fetch: shared, allowNonHttpsLaunch: true })
+    await expect(lenient.launch({ iss: 'https://ehr.example/fhir', launch: 'x' })).resolves.toHaveProperty('redirectUrl')
+    const strict = new SmartClient('s2f', storage, openConfig(), { fetch: shared })
+    await expect(strict.launch({ iss: 'https://ehr.example/fhir', launch: 'x' })).rejects.toMatchObject(discoveryFailed('"jwks_uri" is not https (allowNonHttpsLaunch is off)'))
   })
 
   it.each([
