@@ -376,12 +376,69 @@ describe('SmartClient edges', () => {
     expect(storage.calls).toEqual([])
   })
 
+  /** A storage over a Map the test can read and write, as someone with write access to the store could. */
+  function openStorage(): SmartStorage & { map: Map<string, unknown> } {
+    const map = new Map<string, unknown>()
+    return {
+      map,
+      get: async (key) => structuredClone(map.get(key)),
+      set: async (key, value) => void map.set(key, structuredClone(value)),
+      delete: async (key) => void map.delete(key),
+    }
+  }
+
+  it('S27 a stored session with any one field of the wrong type fails closed (NO_SESSION, unreadable), never a guess', async () => {
+    const storage = openStorage()
+    const session = nextSession()
+    await completeLaunch(ehr, context, new SmartClient(session, storage, config, devOptions))
+    const key = `session:{${session}}`
+    const good = storage.map.get(key) as { version: string; launches: Record<string, Record<string, unknown>> }
+    const [launchId, launch] = Object.entries(good.launches)[0]
+    const withLaunch = (changed: Record<string, unknown>) => ({ ...good, launches: { [launchId]: changed } })
+    const broken: unknown[] = [
+      { ...good, version: 42 }, { ...good, launches: null }, { ...good, launches: [launch] }, withLaunch(null as never), [good],
+    ]
+    for (const field of ['id', 'selector', 'iss', 'tokens', 'scope', 'completedAt', 'lastUsedAt']) {
+      broken.push(withLaunch({ ...launch, [field]: field === 'tokens' || field.endsWith('At') ? 'x' : 42 }))
+      broken.push(withLaunch({ ...launch, [field]: undefined }))
+    }
+    broken.push(withLaunch({ ...launch, tokens: ['x'] }))
+    for (const record of broken) {
+      storage.map.set(key, record)
+      await expect(new SmartClient(session, storage, config, devOptions).ready()).rejects.toMatchObject({
+        code: 'NO_SESSION', message: 'The stored SMART session is unreadable; launch again from the EHR',
+      })
+    }
+    storage.map.set(key, good)
+    await expect(new SmartClient(session, storage, config, devOptions).ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+  })
+
+  it('S27 a stored pending launch with any one field of the wrong type fails closed at the callback, before any token call', async () => {
+    const storage = openStorage()
+    const session = nextSession()
+    const client = new SmartClient(session, storage, config, devOptions)
+    const { redirectUrl } = await client.launch(ehrLaunch(ehr, context))
+    const query = await authorize(ehr, redirectUrl)
+    const key = `pending:{${query.state}}`
+    const good = storage.map.get(key) as Record<string, unknown>
+    const grants = ehr.stats.codeGrants
+    for (const record of [[good], 'x', ...['sessionId', 'iss', 'codeVerifier', 'smart'].flatMap((field) => [{ ...good, [field]: 42 }, { ...good, [field]: undefined }]), { ...good, smart: [] }]) {
+      storage.map.set(key, record)
+      await expect(client.callback(query)).rejects.toMatchObject({ code: 'NO_SESSION', message: 'The stored SMART launch is unreadable; launch again from the EHR' })
+    }
+    expect(ehr.stats.codeGrants).toBe(grants)
+    storage.map.set(key, good)
+    await expect(client.callback(query)).resolves.toHaveProperty('redirectUrl')
+  })
+
   it('a stored bare-id binding record that is not issuer strings is NO_SESSION at the callback, never read as bindings', async () => {
     const storage = plainStorage()
     const session = nextSession()
-    await storage.set(`aliases:{${session}}`, { 'patient-1': 42 }, 60)
-    const client = new SmartClient(session, storage, config, devOptions)
-    await expect(completeLaunch(ehr, context, client)).rejects.toMatchObject({ code: 'NO_SESSION', message: 'The stored SMART session is unreadable; launch again from the EHR' })
+    for (const aliases of [{ 'patient-1': 42 }, ['https://ehr.example/fhir'], 'https://ehr.example/fhir']) {
+      await storage.set(`aliases:{${session}}`, aliases, 60)
+      const client = new SmartClient(session, storage, config, devOptions)
+      await expect(completeLaunch(ehr, context, client)).rejects.toMatchObject({ code: 'NO_SESSION', message: 'The stored SMART session is unreadable; launch again from the EHR' })
+    }
   })
 
   it('login(null) is login(): the one known EHR; moveSession refuses an id that is not a non-empty string', async () => {
