@@ -224,6 +224,32 @@ describe('503 STORAGE_UNAVAILABLE', () => {
     expect(seen()).toMatchObject({ code: 'STORAGE_UNAVAILABLE', message: 'The session store failed to save the session', cause: { message: 'details withheld' } })
   })
 
+  it('S22 the session id a callback left lives on for the 10 s grace only; failing to shorten it does not fail the callback', async () => {
+    const store = new MemoryStore()
+    const agent = request.agent(testApp({ store, jsonErrors: true }))
+    const launch = await agent.get(`/launch${launchQuery()}`).expect(302)
+    const oldSid = /connect\.sid=s%3A([^.;]+)\./.exec(String(launch.headers['set-cookie']))![1]
+    const expiresIn = () => new Promise<number>((resolve) => store.get(oldSid, (_err, data) => resolve(Date.parse(String(data?.cookie.expires)) - Date.now())))
+    // A browser-session cookie: the store keeps it without expiry until the callback retires it.
+    expect(await expiresIn()).toBeNaN()
+    const back = await ehr.authorize(launch.headers.location)
+    await agent.get(`${back.pathname}${back.search}`).expect(302)
+    expect(await expiresIn()).toBeGreaterThan(5_000)
+    expect(await expiresIn()).toBeLessThanOrEqual(10_000)
+
+    // Another launch, whose old id cannot be written again: the callback completes all the same.
+    const second = await agent.get(`/launch${launchQuery('patient-2')}`).expect(302)
+    // Every session id the store holds now (the one to be retired among them) can no longer be written.
+    const set = store.set.bind(store)
+    const existing = await new Promise<string[]>((resolve) => store.all!((_err, all) => resolve(Object.keys(all ?? {}))))
+    store.set = (sid, data, cb) => (existing.includes(sid) && !sid.startsWith('smart:') ? cb?.(new Error('READONLY')) : set(sid, data, cb))
+    const back2 = await ehr.authorize(second.headers.location)
+    const res = await agent.get(`${back2.pathname}${back2.search}`)
+    store.set = set
+    expect(res.status).toBe(302)
+    expect((await agent.get('/api/context')).body.patient).toMatchObject({ id: 'patient-2' })
+  })
+
   it('S22 a callback that fails after regenerating the session id leaves the browser its session: no new cookie, earlier launches kept', async () => {
     const store = new MemoryStore()
     const inner = expressSessionStorage(store)
@@ -294,6 +320,21 @@ describe('misconfiguration', () => {
 
   it('invalid options throw a TypeError naming the field at factory time', () => {
     expect(() => smartLaunch({ config: { clientId: 'a' } as never })).toThrow(/config\.scope/)
-    expect(() => smartLaunch({ config: { clientId: 'a' } as never, storag: {} } as never)).toThrow(/storag/)
+    expect(() => smartLaunch({ config: { clientId: 'a' } as never, storag: {} } as never)).toThrow(
+      new TypeError('express-smart-on-fhir: smartLaunch(opts).storag is not a known setting (config, options, storage)'),
+    )
+    for (const opts of [undefined, null, 'config']) {
+      expect(() => smartCallback(opts as never)).toThrow(new TypeError('express-smart-on-fhir: smartCallback(opts) needs { config, options?, storage? }'))
+    }
+    const config = openConfig()
+    const storage = expressSessionStorage(new MemoryStore())
+    const { get, set, delete: del } = storage
+    for (const broken of [null, {}, { set, delete: del }, { get, delete: del }, { get, set }]) {
+      expect(() => smartLaunch({ config, storage: broken as never })).toThrow(
+        new TypeError('express-smart-on-fhir: smartLaunch(opts).storage must implement SmartStorage (get, set, delete)'),
+      )
+    }
+    expect(() => smartLaunch({ config, storage })).not.toThrow()
+    expect(() => smartLaunch({ config, storage: undefined })).not.toThrow()
   })
 })

@@ -118,4 +118,25 @@ describe('smartErrorHandler', () => {
     expect(res.text).not.toContain('secret-detail')
     expect(res.body.message).toBe({ 502: 'The EHR did not answer as expected; try again', 503: 'The session store is unavailable; try again', 500: 'Internal error' }[status])
   })
+
+  it('passes on what is not a SmartError, and a SmartError after the answer has started, to the next handler', async () => {
+    const app = express()
+    app.get('/other', (_req, _res, next) => next(new RangeError('not ours')))
+    app.get('/late', (_req, res, next) => {
+      res.status(200).write('partial')
+      next(new SmartError('NO_SESSION', 'too late'))
+    })
+    app.use(smartErrorHandler())
+    const seen: string[] = []
+    app.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      seen.push(err.message)
+      if (res.headersSent) res.end()
+      else res.status(418).json({ handledBy: 'app' })
+    })
+    const other = await request(app).get('/other')
+    expect({ status: other.status, body: other.body }).toEqual({ status: 418, body: { handledBy: 'app' } })
+    const late = await request(app).get('/late')
+    expect({ status: late.status, text: late.text }).toEqual({ status: 200, text: 'partial' })
+    expect(seen).toEqual(['not ours', 'too late'])
+  })
 })
