@@ -148,6 +148,19 @@ describe('S19 id_token verification with id_tokens signed by the test', () => {
     })
   })
 
+  it.each([
+    ['an absolute URL on the FHIR server', (iss: string) => `${iss}/Practitioner/p-1`, (iss: string) => ({ fhirUser: `${iss}/Practitioner/p-1`, resourceType: 'Practitioner', id: 'p-1' })],
+    ['a relative reference', () => 'Patient/p-2', (iss: string) => ({ fhirUser: `${iss}/Patient/p-2`, resourceType: 'Patient', id: 'p-2' })],
+    ['a type without an id', () => 'Practitioner', () => null],
+    ['not a URL', () => 'http://[bad', () => null],
+    ['empty', () => '', () => null],
+    ['not a string', () => 42, () => null],
+  ])('S20 an id_token fhirUser that is %s gives the user reference it names, or none', async (_what, fhirUser, user) => {
+    const { client, outcome } = await launchWith((claims) => ({ ...claims, fhirUser: fhirUser(ehr.iss) }))
+    expect(outcome).toMatchObject({ redirectUrl: 'http://app.test/app' })
+    expect((await client.ready()).user).toEqual(user(ehr.iss))
+  })
+
   it('S19 an iss other than the discovered issuer is refused', async () => {
     const { client, outcome } = await launchWith((c) => ({ ...c, iss: ehr.iss }))
     await expectRefused(outcome, client, 'jwt claim validation failed (iss)')

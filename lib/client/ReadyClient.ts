@@ -3,6 +3,7 @@ import { boundedFetch, type HttpLimits } from '../oauth/http'
 import type { FhirContextItem, LaunchRecord } from '../storage/records'
 import { contextReference, FhirApi, userReference } from './fhir-api'
 import { checkTtlSeconds, type FhirReadCache } from './fhir-cache'
+import { FHIR_ID, FHIR_RESOURCE_TYPE } from './fhir-ids'
 import type { FhirContextReference, FhirRequestInit, FhirUserReference } from './fhir-types'
 import type { Observation, Observe } from './instrumentation'
 
@@ -72,8 +73,9 @@ function userOf(claims: Record<string, unknown> | null, fhirServer: string): { f
   } catch {
     return null
   }
-  const [resourceType, id] = absolute.pathname.split('/').filter(Boolean).slice(-2)
-  return resourceType && id ? { fhirUser: absolute.href, resourceType, id } : null
+  // `<…>/Practitioner/123`: a resource type and an id, or no user (a reference the app could not read).
+  const [resourceType = '', id = ''] = absolute.pathname.split('/').filter(Boolean).slice(-2)
+  return FHIR_RESOURCE_TYPE.test(resourceType) && FHIR_ID.test(id) ? { fhirUser: absolute.href, resourceType, id } : null
 }
 
 /**

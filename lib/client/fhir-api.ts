@@ -1,5 +1,6 @@
 import type * as fhir4 from 'fhir/r4'
 import { SmartError } from '../errors'
+import { FHIR_ID, FHIR_RESOURCE_TYPE } from './fhir-ids'
 import { followPages } from './fhir-paging'
 import type {
   FhirBundleRequestEntry,
@@ -15,16 +16,14 @@ import type {
 
 // Checked before building a path: an id such as `..` or `x?_format=xml` would otherwise address
 // another resource than the one the caller named.
-const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/
-const RESOURCE_ID = /^[A-Za-z0-9\-.]{1,64}$/
 
 function typePath(type: string): string {
-  if (typeof type !== 'string' || !RESOURCE_TYPE.test(type)) throw new TypeError(`Not a FHIR resource type: ${JSON.stringify(type)}`)
+  if (typeof type !== 'string' || !FHIR_RESOURCE_TYPE.test(type)) throw new TypeError(`Not a FHIR resource type: ${JSON.stringify(type)}`)
   return type
 }
 
 function instancePath(type: string, id: string | undefined): string {
-  if (typeof id !== 'string' || !RESOURCE_ID.test(id)) throw new TypeError(`Not a FHIR resource id: ${JSON.stringify(id)}`)
+  if (typeof id !== 'string' || !FHIR_ID.test(id)) throw new TypeError(`Not a FHIR resource id: ${JSON.stringify(id)}`)
   return `${typePath(type)}/${id}`
 }
 

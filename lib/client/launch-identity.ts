@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { normalizeIssuer } from '../config'
 import { SmartError } from '../errors'
 import type { Aliases, LaunchRecord, SessionRecord } from '../storage/records'
+import { FHIR_ID } from './fhir-ids'
 
 /**
  * Launch identity (API.md): a launch is identified by its EHR and its patient, and the page selects it with
@@ -9,8 +10,6 @@ import type { Aliases, LaunchRecord, SessionRecord } from '../storage/records'
  * Every rule that decides which launch a request gets lives here; a request is never answered with a guess.
  */
 
-/** FHIR resource ids: 1–64 of [A-Za-z0-9-.]. A launched patient must be one (it is a path segment and a selector). */
-export const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/
 /** What `X-Active-Patient` may hold: a FHIR id or a handle. Handles contain `_`, which no FHIR id does. */
 export const SELECTOR = /^[A-Za-z0-9\-._]{1,64}$/
 const HANDLE_PREFIX = 'launch_'
