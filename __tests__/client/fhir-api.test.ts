@@ -97,6 +97,50 @@ describe('typed FHIR helpers', () => {
     expect(isNotFound(await fhir.read('Observation', id).catch((err: unknown) => err))).toBe(true)
   })
 
+  it('search takes URLSearchParams (repeated names kept) or no parameters at all', async () => {
+    const fhir = await launched()
+    const before = ehr.fhirLog.length
+    await fhir.search('Observation', new URLSearchParams([['patient', 'patient-1'], ['code', 'a'], ['code', 'b']]))
+    await fhir.search('Patient')
+    await fhir.search('Patient', {})
+    expect(requestsSince(before).map((entry) => entry.url)).toEqual([
+      `${ehr.iss}/Observation?patient=patient-1&code=a&code=b`, `${ehr.iss}/Patient`, `${ehr.iss}/Patient`,
+    ])
+  })
+
+  it('resources() reads pages without entries as empty', async () => {
+    const { fetch } = recordingFetch(({ entry: _entry, ...bundle }) => bundle)
+    const fhir = await launched(undefined, { ...devOptions, fetch })
+    const found = []
+    for await (const resource of fhir.resources('Observation', { patient: 'patient-1' })) found.push(resource)
+    expect(found).toEqual([])
+  })
+
+  it('batch and transaction refuse entries that are not an array, before sending', async () => {
+    const fhir = await launched()
+    const before = ehr.fhirLog.length
+    await expect(fhir.batch({} as never)).rejects.toThrow(new TypeError('batch: entries must be an array'))
+    await expect(fhir.transaction('x' as never)).rejects.toThrow(new TypeError('transaction: entries must be an array'))
+    expect(ehr.fhirLog.length).toBe(before)
+  })
+
+  it('request() sends a string body as it is, and an object as JSON; content-type defaults to FHIR JSON', async () => {
+    const sent: Array<{ body: unknown; type: string | undefined }> = []
+    const fetchFn: typeof fetch = (input, init) => {
+      if (String(input).includes('/fhir/Observation')) sent.push({ body: init?.body, type: (init?.headers as Record<string, string>)['content-type'] })
+      return fetch(input, init)
+    }
+    // patient-3: the Observations of patient-1 are counted by the paging tests.
+    const fhir = await launched({ patient: 'patient-3' }, { ...devOptions, fetch: fetchFn })
+    const text = JSON.stringify(observation('patient-3', 'as text'))
+    await fhir.request('Observation', { method: 'POST', body: text, headers: { 'content-type': 'application/json' } })
+    await fhir.request('Observation', { method: 'POST', body: observation('patient-3', 'as object') })
+    expect(sent).toEqual([
+      { body: text, type: 'application/json' },
+      { body: JSON.stringify(observation('patient-3', 'as object')), type: 'application/fhir+json' },
+    ])
+  })
+
   it('update without an id and ids that would change the path are refused before sending', async () => {
     const fhir = await launched()
     const before = ehr.fhirLog.length
@@ -249,6 +293,16 @@ describe('context shortcuts', () => {
     await expect(fhir.encounter!.read()).resolves.toMatchObject({ resourceType: 'Encounter', id: 'patient-1-encounter-1', subject: { reference: 'Patient/patient-1' } })
     await expect(fhir.user!.read()).resolves.toMatchObject({ resourceType: 'Practitioner', id: 'smart-practitioner-1' })
     expect(ehr.fhirLog.at(-1)).toMatchObject({ url: `${ehr.iss}/Practitioner/smart-practitioner-1`, status: 200 })
+  })
+
+  it('context reads take the cache option: a second read within its TTL sends nothing', async () => {
+    const fhir = await launched({ patient: 'patient-1' })
+    await fhir.user!.read({ cache: { ttlSeconds: 60 } })
+    await fhir.patient!.read({ cache: { ttlSeconds: 60 } })
+    const before = ehr.fhirLog.length
+    await expect(fhir.user!.read({ cache: { ttlSeconds: 60 } })).resolves.toMatchObject({ resourceType: 'Practitioner' })
+    await expect(fhir.patient!.read({ cache: { ttlSeconds: 60 } })).resolves.toMatchObject({ resourceType: 'Patient' })
+    expect(ehr.fhirLog.length).toBe(before)
   })
 
   it('the context fields serialize as before: data only, no read(), no token', async () => {
