@@ -2,7 +2,7 @@ import { inspect } from 'node:util'
 import { MemoryStore } from 'express-session'
 import { SmartClient, SmartError, expressSessionStorage, type SmartClientOptions } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
-import { completeLaunch, devOptions, openConfig } from '../helpers/smart'
+import { authorize, completeLaunch, devOptions, ehrLaunch, openConfig } from '../helpers/smart'
 
 let ehr: MockEhr
 beforeAll(async () => (ehr = await createMockEhr()))
@@ -54,12 +54,31 @@ describe('ReadyClient', () => {
     await expect(fhir.request('Patient/patient-1', { method })).rejects.toMatchObject({ code: 'FHIR_REQUEST_FAILED', ...expected })
   })
 
-  it('a 2xx answer that is not JSON is returned as text; an empty one as undefined', async () => {
-    const plain: typeof fetch = async (input, init) =>
-      String(input).includes('/fhir/Binary/') ? new Response(String(input).endsWith('empty') ? '' : 'plain {text}', { headers: { 'content-type': 'text/plain' } }) : fetch(input, init)
+  it('a 2xx answer that is not JSON (by its content-type, or without one) is returned as text; an empty one as undefined', async () => {
+    const plain: typeof fetch = async (input, init) => {
+      const url = String(input)
+      if (url.endsWith('/Binary/untyped')) return new Response(new TextEncoder().encode('{"looks":"like JSON"}'))
+      return url.includes('/fhir/Binary/') ? new Response(url.endsWith('empty') ? '' : 'plain {text}', { headers: { 'content-type': 'text/plain' } }) : fetch(input, init)
+    }
     const fhir = await launched({ fetch: plain })
     await expect(fhir.request('Binary/text')).resolves.toBe('plain {text}')
     await expect(fhir.request('Binary/empty')).resolves.toBeUndefined()
+    await expect(fhir.request('Binary/untyped')).resolves.toBe('{"looks":"like JSON"}')
+  })
+
+  it('an EHR launch whose iss ends in a slash: requests resolve under it, without a doubled slash', async () => {
+    const client = new SmartClient(`rc-${++n}`, storage, openConfig(), devOptions)
+    const { launch } = ehrLaunch(ehr, { patient: 'patient-1' })
+    const { redirectUrl } = await client.launch({ iss: `${ehr.iss}/`, launch })
+    // The mock EHR compares aud with its base exactly; some EHRs accept the slash.
+    const authorization = new URL(redirectUrl)
+    expect(authorization.searchParams.get('aud')).toBe(`${ehr.iss}/`)
+    authorization.searchParams.set('aud', ehr.iss)
+    await client.callback(await authorize(ehr, authorization.href))
+    const fhir = await client.ready()
+    expect(fhir.fhirServer).toBe(`${ehr.iss}/`)
+    await expect(fhir.request('Patient/patient-1')).resolves.toMatchObject({ id: 'patient-1' })
+    expect(ehr.fhirLog.at(-1)).toMatchObject({ url: `${ehr.iss}/Patient/patient-1`, status: 200 })
   })
 
   it('a FHIR server that does not answer is FHIR_REQUEST_FAILED 502', async () => {
