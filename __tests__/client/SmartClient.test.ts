@@ -496,6 +496,87 @@ describe('SmartClient edges', () => {
     await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
   })
 
+  it('a token response without expires_in: the access token is used until the FHIR server refuses it, never refreshed ahead', async () => {
+    const storage = plainStorage()
+    const clock = testClock()
+    const noExpiry: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init)
+      if (!String(init?.body ?? '').includes('grant_type=') || response.status !== 200) return response
+      const { expires_in: _dropped, ...body } = (await response.json()) as Record<string, unknown>
+      return Response.json(body)
+    }
+    const client = new SmartClient(nextSession(), storage, config, { ...devOptions, now: clock.now, fetch: noExpiry })
+    await completeLaunch(ehr, context, client)
+    const grants = ehr.stats.refreshGrants
+    clock.advance(6 * 3600 * 1000)
+    await expect(client.ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+    expect(ehr.stats.refreshGrants).toBe(grants)
+  })
+
+  it('refresh() of a launch without a refresh token is SESSION_EXPIRED, saying it cannot be refreshed', async () => {
+    const online = openConfig({ scope: 'openid fhirUser launch patient/*.rs' })
+    const client = new SmartClient(nextSession(), plainStorage(), online, devOptions)
+    await completeLaunch(ehr, context, client)
+    await expect(client.refresh()).rejects.toMatchObject({
+      code: 'SESSION_EXPIRED', status: 401, message: 'The SMART session has expired and cannot be refreshed; launch again',
+    })
+  })
+
+  it('a refresh answer without scope keeps the launch\'s scope', async () => {
+    const noScope: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init)
+      if (!String(init?.body ?? '').includes('grant_type=refresh_token') || response.status !== 200) return response
+      const { scope: _dropped, ...body } = (await response.json()) as Record<string, unknown>
+      return Response.json(body)
+    }
+    const client = new SmartClient(nextSession(), plainStorage(), config, { ...devOptions, fetch: noScope })
+    await completeLaunch(ehr, context, client)
+    const { scope } = await client.ready()
+    expect(scope).toContain('launch')
+    await expect(client.refresh()).resolves.toMatchObject({ scope })
+  })
+
+  it('moveSession to the id the session already has changes nothing: not even a store access', async () => {
+    const storage = plainStorage()
+    const session = nextSession()
+    await completeLaunch(ehr, context, new SmartClient(session, storage, config, devOptions))
+    storage.calls.length = 0
+    await new SmartClient(session, storage, config, devOptions).moveSession(session)
+    expect(storage.calls).toEqual([])
+    await expect(new SmartClient(session, storage, config, devOptions).ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+  })
+
+  it('S22 logout from an id a callback moved away ends only the launches that id held', async () => {
+    const storage = plainStorage()
+    const multi = { ...devOptions, enableMultiLaunch: true as const }
+    const at = (sessionId: string, activePatient: string | null = null) => new SmartClient({ sessionId, activePatient }, storage, config, multi)
+    const s0 = nextSession()
+    const s1 = `${s0}-moved`
+    await completeLaunch(ehr, { patient: 'patient-1' }, at(s0))
+    const second = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-2' }))
+    await at(s0).callback(await authorize(ehr, second.redirectUrl), { regenerate: async () => s1 })
+    await at(s0).logout()
+    await expect(at(s1, 'patient-1').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
+    await expect(at(s1, 'patient-2').ready()).resolves.toMatchObject({ patient: { id: 'patient-2' } })
+  })
+
+  it('logout while the EHR cannot be discovered still ends the launch here, without revoking', async () => {
+    const flaky = await createMockEhr()
+    try {
+      const clock = testClock()
+      const client = new SmartClient(nextSession(), plainStorage(), config, { ...devOptions, now: clock.now, discoveryCacheSeconds: 1, fetch: (input, init) => fetch(input, init) })
+      await completeLaunch(flaky, context, client)
+      clock.advance(2000)
+      flaky.faults.discovery = '500'
+      const revocations = flaky.stats.revocations
+      await expect(client.logout()).resolves.toBeUndefined()
+      expect(flaky.stats.revocations).toBe(revocations)
+      await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+    } finally {
+      await flaky.close()
+    }
+  })
+
   it('launch() with an iss that is not an absolute URL (any issuer allowed) is MISSING_PARAMETER, before the store is touched', async () => {
     const storage = plainStorage()
     await expect(new SmartClient(nextSession(), storage, config, devOptions).launch({ iss: 'ehr.example/fhir', launch: 'x' })).rejects.toMatchObject({
