@@ -2,7 +2,7 @@ import type { Store } from 'express-session'
 import { SmartClient, SmartError, expressSessionStorage, type SmartStorage } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
 import { storeKinds } from '../helpers/stores'
-import { authorize, completeLaunch, devOptions, ehrLaunch, openConfig, testClock } from '../helpers/smart'
+import { authorize, completeLaunch, devOptions, ehrLaunch, openConfig, smartConfigurationWithout, testClock } from '../helpers/smart'
 
 let ehr: MockEhr
 beforeAll(async () => (ehr = await createMockEhr()))
@@ -558,6 +558,18 @@ describe('SmartClient edges', () => {
     await at(s0).logout()
     await expect(at(s1, 'patient-1').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
     await expect(at(s1, 'patient-2').ready()).resolves.toMatchObject({ patient: { id: 'patient-2' } })
+  })
+
+  it.each([
+    ['has no revocation endpoint', smartConfigurationWithout('revocation_endpoint')],
+    ['fails to revoke', ((input, init) => String(init?.body ?? '').includes('token_type_hint=') ? Promise.resolve(new Response('down', { status: 503 })) : fetch(input, init)) as typeof fetch],
+  ])('logout when the EHR %s still ends the launch here', async (_what, fetchFn) => {
+    const client = new SmartClient(nextSession(), plainStorage(), config, { ...devOptions, fetch: fetchFn })
+    await completeLaunch(ehr, context, client)
+    const revocations = ehr.stats.revocations
+    await expect(client.logout()).resolves.toBeUndefined()
+    expect(ehr.stats.revocations).toBe(revocations)
+    await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
   })
 
   it('logout while the EHR cannot be discovered still ends the launch here, without revoking', async () => {

@@ -1,5 +1,5 @@
 import { MemoryStore } from 'express-session'
-import { decodeJwt, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose'
+import { decodeJwt, decodeProtectedHeader, exportJWK, exportPKCS8, generateKeyPair } from 'jose'
 import { SmartClient, expressSessionStorage, type KnownFhirServer } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
 import { completeLaunch, devOptions, openConfig } from '../helpers/smart'
@@ -37,11 +37,13 @@ function clientFor(ehr: MockEhr, clientId: string, auth: ServerAuth, fetchFn?: t
 let confidential: MockEhr
 let rsPrivate: JsonWebKey
 let esPrivate: JsonWebKey
+let rsPem: string
 beforeAll(async () => {
   const rs = await generateKeyPair('RS384', { extractable: true })
   const es = await generateKeyPair('ES384', { extractable: true })
   rsPrivate = (await exportJWK(rs.privateKey)) as JsonWebKey
   esPrivate = (await exportJWK(es.privateKey)) as JsonWebKey
+  rsPem = await exportPKCS8(rs.privateKey)
   confidential = await createMockEhr({
     clients: [
       { clientId: 'basic-app', type: 'confidential-symmetric', method: 'client_secret_basic', clientSecret: 'basic-secret-value' },
@@ -62,9 +64,10 @@ describe('S15 confidential clients redeem codes with their own authentication', 
       ['client_secret_post', 'post-app', { type: 'confidential-symmetric', method: 'client_secret_post', clientSecret: 'post-secret-value' }],
       ['private_key_jwt RS384', 'rs-app', { type: 'confidential-asymmetric', method: 'private_key_jwt', privateKey: rsPrivate, keyId: 'rs-1', alg: 'RS384' }],
       ['private_key_jwt ES384', 'es-app', { type: 'confidential-asymmetric', method: 'private_key_jwt', privateKey: esPrivate, keyId: 'es-1', alg: 'ES384' }],
+      ['private_key_jwt RS384 from a PKCS#8 PEM', 'rs-app', { type: 'confidential-asymmetric', method: 'private_key_jwt', privateKey: rsPem, keyId: 'rs-1', alg: 'RS384' }],
     ] as const
 
-  it.each(['client_secret_basic', 'client_secret_post', 'private_key_jwt RS384', 'private_key_jwt ES384'])('%s', async (name) => {
+  it.each(['client_secret_basic', 'client_secret_post', 'private_key_jwt RS384', 'private_key_jwt ES384', 'private_key_jwt RS384 from a PKCS#8 PEM'])('%s', async (name) => {
     const [, clientId, auth] = cases().find(([method]) => method === name)!
     const client = clientFor(confidential, clientId, auth)
     await completeLaunch(confidential, context, client)

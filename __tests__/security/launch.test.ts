@@ -176,6 +176,20 @@ describe('S3 S4 discovery documents from misbehaving servers', () => {
     expect(await launchAgainst((req, res) => json(res, 200, limit(req)))).toHaveProperty('redirectUrl')
   })
 
+  it('S3 a document that declares more than 256 KB is refused at once, without waiting for its body', async () => {
+    // The body never comes: reading it would end in the timeout, not in this refusal.
+    const result = await launchAgainst((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(10 * 1024 * 1024) })
+      res.write('{"padding":"')
+    })
+    expect(result).toMatchObject(discoveryFailed('response larger than 262144 bytes'))
+  })
+
+  it('S3 a server that cannot be reached: the transport failure, nothing more', async () => {
+    const client = new SmartClient('s3-refused', storage, openConfig(), freshOptions({ httpTimeoutMs: 2000 }))
+    await expect(client.launch({ iss: 'http://127.0.0.1:1/fhir', launch: 'l' })).rejects.toMatchObject(discoveryFailed('request failed'))
+  })
+
   it('S3 a server that never answers times out', async () => {
     const started = Date.now()
     expect(await launchAgainst(() => undefined)).toMatchObject(discoveryFailed('no answer within 500 ms'))

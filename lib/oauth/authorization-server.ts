@@ -161,13 +161,12 @@ export async function redeemRefreshToken(as: AuthorizationServer, refreshToken: 
 }
 
 /** Revokes a token where the EHR has a revocation endpoint; best effort (a failure is not the user's problem). */
-export async function revokeToken(as: AuthorizationServer, token: string, hint: 'access_token' | 'refresh_token'): Promise<boolean> {
-  if (!as.smart.revocation_endpoint) return false
+export async function revokeToken(as: AuthorizationServer, token: string, hint: 'access_token' | 'refresh_token'): Promise<void> {
+  if (!as.smart.revocation_endpoint) return
   try {
     const config = await configure(as, () => undefined)
     await oidc.tokenRevocation(config, token, { token_type_hint: hint })
-    return true
   } catch {
-    return false
+    // Best effort: the launch ends here whatever the EHR answers.
   }
 }

@@ -1,5 +1,5 @@
 import { SmartError } from '../errors'
-import { boundedFetch, type HttpLimits } from './http'
+import { boundedFetch, type HttpFailure, type HttpLimits } from './http'
 
 /** The fields of `.well-known/smart-configuration` this library uses. */
 export interface SmartConfiguration {
@@ -71,7 +71,8 @@ async function fetchConfiguration(iss: string, opts: DiscoveryOptions): Promise<
   try {
     response = await boundedFetch(opts.http, url, { headers: { accept: 'application/json' } }, 256 * 1024)
   } catch (err) {
-    throw failed(iss, err instanceof Error ? err.message : 'request failed', err)
+    // boundedFetch throws HttpFailure only; its message says what went wrong (timeout, size, transport).
+    throw failed(iss, (err as HttpFailure).message, err)
   }
   if (response.status !== 200) throw failed(iss, `the server answered ${response.status}`)
   let doc: unknown
