@@ -20,6 +20,11 @@ describe('configuration is validated at construction', () => {
     expect(construct(base)).not.toThrow()
   })
 
+  it.each([null, undefined, 'config', 42])('a configuration that is not an object (%p) is a TypeError saying so', (config) => {
+    expect(construct(config)).toThrow(TypeError)
+    expect(construct(config)).toThrow(/config must be an object/)
+  })
+
   it.each([
     ['clientId', { ...base, clientId: '' }, /config\.clientId/],
     ['scope', { ...base, scope: 42 }, /config\.scope/],

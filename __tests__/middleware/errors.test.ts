@@ -224,6 +224,19 @@ describe('503 STORAGE_UNAVAILABLE', () => {
     expect(seen()).toMatchObject({ code: 'STORAGE_UNAVAILABLE', message: 'The session store failed to save the session', cause: { message: 'details withheld' } })
   })
 
+  it('a save failure failFastStore already reported keeps its message (it says which call hung)', async () => {
+    const inner = new MemoryStore()
+    const app = testApp({ store: failFastStore(inner, { timeoutMs: 200 }) })
+    const { seen } = capturingErrors(app)
+    const agent = request.agent(app)
+    const back = await authorized(agent)
+    const set = inner.set.bind(inner)
+    // express-session's own records hang from now on; SMART keys are written.
+    inner.set = (sid, data, cb) => (sid.startsWith('smart:') ? set(sid, data, cb) : undefined)
+    await agent.get(`${back.pathname}${back.search}`).expect(503)
+    expect(seen()).toMatchObject({ code: 'STORAGE_UNAVAILABLE', message: 'The session store did not answer a session write within 200 ms' })
+  })
+
   it('S22 the session id a callback left lives on for the 10 s grace only; failing to shorten it does not fail the callback', async () => {
     const store = new MemoryStore()
     const agent = request.agent(testApp({ store, jsonErrors: true }))
