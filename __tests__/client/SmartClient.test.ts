@@ -413,6 +413,18 @@ describe('SmartClient edges', () => {
     await expect(new SmartClient(session, storage, config, devOptions).ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
   })
 
+  it('S27 stored links that go round in a circle end in NO_SESSION for reads and callbacks, never a hang', async () => {
+    const storage = openStorage()
+    const [a, b] = [nextSession(), nextSession()]
+    storage.map.set(`session:{${a}}`, { kind: 'link', to: b })
+    storage.map.set(`session:{${b}}`, { kind: 'forward', to: a, at: Date.now(), held: [] })
+    await expect(new SmartClient(a, storage, config, devOptions).ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+    await expect(new SmartClient(b, storage, config, devOptions).logout()).resolves.toBeUndefined()
+    // A launch started under a: its callback from b cannot tell whose it is, and is refused.
+    const { redirectUrl } = await new SmartClient(a, storage, config, devOptions).launch(ehrLaunch(ehr, context))
+    await expect(new SmartClient(`${b}-other`, storage, config, devOptions).callback(await authorize(ehr, redirectUrl))).rejects.toMatchObject({ code: 'INVALID_STATE' })
+  })
+
   it('S27 a stored pending launch with any one field of the wrong type fails closed at the callback, before any token call', async () => {
     const storage = openStorage()
     const session = nextSession()
