@@ -2,7 +2,7 @@ import type { Store } from 'express-session'
 import { SmartClient, SmartError, expressSessionStorage, type SmartStorage } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
 import { storeKinds } from '../helpers/stores'
-import { authorize, completeLaunch, devOptions, ehrLaunch, openConfig, smartConfigurationWithout, testClock } from '../helpers/smart'
+import { authorize, completeLaunch, devOptions, ehrLaunch, openConfig, rewritingTokenResponses, smartConfigurationWithout, testClock } from '../helpers/smart'
 
 let ehr: MockEhr
 beforeAll(async () => (ehr = await createMockEhr()))
@@ -376,6 +376,18 @@ describe('SmartClient edges', () => {
     expect(storage.calls).toEqual([])
   })
 
+  /**
+   * One browser in multi-launch mode over its own storage and clock: `at(id, activePatient)` is a request
+   * carrying session id `id` (the first one is `s0`; callbacks move it).
+   */
+  function multiLaunchBrowser() {
+    const storage = plainStorage()
+    const clock = testClock()
+    const options = { ...devOptions, enableMultiLaunch: true as const, now: clock.now }
+    const at = (sessionId: string, activePatient: string | null = null) => new SmartClient({ sessionId, activePatient }, storage, config, options)
+    return { clock, at, s0: nextSession() }
+  }
+
   /** A storage over a Map the test can read and write, as someone with write access to the store could. */
   function openStorage(): SmartStorage & { map: Map<string, unknown> } {
     const map = new Map<string, unknown>()
@@ -478,10 +490,7 @@ describe('SmartClient edges', () => {
   })
 
   it('S22 S27 an id moved twice within the grace reaches only what it held itself, never what a later id held', async () => {
-    const storage = plainStorage()
-    const multi = { ...devOptions, enableMultiLaunch: true as const }
-    const at = (sessionId: string, activePatient: string | null = null) => new SmartClient({ sessionId, activePatient }, storage, config, multi)
-    const s0 = nextSession()
+    const { at, s0 } = multiLaunchBrowser()
     const s1 = `${s0}-moved-once`
     const s2 = `${s0}-moved-twice`
     await completeLaunch(ehr, { patient: 'patient-1' }, at(s0))
@@ -511,12 +520,7 @@ describe('SmartClient edges', () => {
   it('a token response without expires_in: the access token is used until the FHIR server refuses it, never refreshed ahead', async () => {
     const storage = plainStorage()
     const clock = testClock()
-    const noExpiry: typeof fetch = async (input, init) => {
-      const response = await fetch(input, init)
-      if (!String(init?.body ?? '').includes('grant_type=') || response.status !== 200) return response
-      const { expires_in: _dropped, ...body } = (await response.json()) as Record<string, unknown>
-      return Response.json(body)
-    }
+    const noExpiry = rewritingTokenResponses(({ expires_in: _dropped, ...body }) => body, 'every grant')
     const client = new SmartClient(nextSession(), storage, config, { ...devOptions, now: clock.now, fetch: noExpiry })
     await completeLaunch(ehr, context, client)
     const grants = ehr.stats.refreshGrants
@@ -535,12 +539,7 @@ describe('SmartClient edges', () => {
   })
 
   it('a refresh answer without scope keeps the launch\'s scope', async () => {
-    const noScope: typeof fetch = async (input, init) => {
-      const response = await fetch(input, init)
-      if (!String(init?.body ?? '').includes('grant_type=refresh_token') || response.status !== 200) return response
-      const { scope: _dropped, ...body } = (await response.json()) as Record<string, unknown>
-      return Response.json(body)
-    }
+    const noScope = rewritingTokenResponses(({ scope: _dropped, ...body }) => body, 'refresh_token')
     const client = new SmartClient(nextSession(), plainStorage(), config, { ...devOptions, fetch: noScope })
     await completeLaunch(ehr, context, client)
     const { scope } = await client.ready()
@@ -559,10 +558,7 @@ describe('SmartClient edges', () => {
   })
 
   it('S22 logout from an id a callback moved away ends only the launches that id held', async () => {
-    const storage = plainStorage()
-    const multi = { ...devOptions, enableMultiLaunch: true as const }
-    const at = (sessionId: string, activePatient: string | null = null) => new SmartClient({ sessionId, activePatient }, storage, config, multi)
-    const s0 = nextSession()
+    const { at, s0 } = multiLaunchBrowser()
     const s1 = `${s0}-moved`
     await completeLaunch(ehr, { patient: 'patient-1' }, at(s0))
     const second = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-2' }))
@@ -610,11 +606,7 @@ describe('SmartClient edges', () => {
   })
 
   it('S22 multi-launch: two tabs launch one patient at once; the later callback joins the moved session and both ids reach the one launch', async () => {
-    const storage = plainStorage()
-    const clock = testClock()
-    const multi = { ...devOptions, enableMultiLaunch: true as const, now: clock.now }
-    const at = (sessionId: string, activePatient: string | null = null) => new SmartClient({ sessionId, activePatient }, storage, config, multi)
-    const s0 = nextSession()
+    const { clock, at, s0 } = multiLaunchBrowser()
     const first = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-1' }))
     const second = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-1' }))
     clock.advance(1000)
@@ -635,11 +627,7 @@ describe('SmartClient edges', () => {
   // The documented grace of a moved session id is 10 s; a launch started in the very millisecond of the move
   // cannot be told from one started before it, and is not joined (it could be a stale tab's).
   it.each([[1, 10_000, true], [1, 10_001, false], [0, 1, false]])('S22 a launch started %i ms before another callback moved its session, called back %i ms after the move: joins it (both launches reachable): %s', async (gap, after, joins) => {
-    const storage = plainStorage()
-    const clock = testClock()
-    const multi = { ...devOptions, enableMultiLaunch: true as const, now: clock.now }
-    const at = (sessionId: string, activePatient: string | null = null) => new SmartClient({ sessionId, activePatient }, storage, config, multi)
-    const s0 = nextSession()
+    const { clock, at, s0 } = multiLaunchBrowser()
     const first = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-1' }))
     const second = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-2' }))
     clock.advance(gap)

@@ -43,6 +43,22 @@ export function testClock(start = Date.now()): { now: () => number; advance: (ms
   return { now: () => current, advance: (ms) => (current += ms) }
 }
 
+/**
+ * A fetch whose successful token responses of `grant` (or of every grant) are rewritten by `rewrite`: what a
+ * real EHR could send and the mock does not.
+ */
+export function rewritingTokenResponses(
+  rewrite: (body: Record<string, unknown>) => Record<string, unknown>,
+  grant: 'authorization_code' | 'refresh_token' | 'every grant' = 'authorization_code',
+): typeof fetch {
+  return async (input, init) => {
+    const response = await fetch(input, init)
+    const sent = String(init?.body ?? '')
+    if (!sent.includes(grant === 'every grant' ? 'grant_type=' : `grant_type=${grant}`) || response.status !== 200) return response
+    return Response.json(rewrite((await response.json()) as Record<string, unknown>), { status: 200 })
+  }
+}
+
 /** A fetch whose smart-configuration answers are rewritten by `rewrite`: what a real EHR could send and the mock does not. */
 export function rewritingSmartConfiguration(rewrite: (doc: Record<string, unknown>) => Record<string, unknown>): typeof fetch {
   return async (input, init) => {

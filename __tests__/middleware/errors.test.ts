@@ -4,7 +4,7 @@ import request from 'supertest'
 import { SmartError, expressSessionStorage, failFastStore, smartCallback, smartLaunch, type SmartStorage } from '../../lib'
 import { createMockEhr, launchAs, type MockEhr } from '../../lib/testing'
 import { testApp } from '../helpers/app'
-import { openConfig, testClock } from '../helpers/smart'
+import { openConfig, rewritingTokenResponses, testClock } from '../helpers/smart'
 import { storeKinds } from '../helpers/stores'
 
 let ehr: MockEhr
@@ -19,12 +19,7 @@ async function authorized(agent: request.Agent, patient = 'patient-1'): Promise<
   return ehr.authorize(launch.headers.location)
 }
 
-const rewriteIdToken: typeof fetch = async (input, init) => {
-  const response = await fetch(input, init)
-  if (!String(init?.body ?? '').includes('grant_type=authorization_code') || response.status !== 200) return response
-  const body = (await response.json()) as Record<string, string>
-  return Response.json({ ...body, id_token: `${body.id_token.slice(0, -4)}AAAA` })
-}
+const rewriteIdToken = rewritingTokenResponses((body) => ({ ...body, id_token: `${String(body.id_token).slice(0, -4)}AAAA` }))
 
 /** The app's own error handler after the SMART routes: what the app (and its logs) see of an error. */
 function capturingErrors(app: express.Express): { seen: () => SmartError | undefined } {

@@ -1,7 +1,7 @@
 import { MemoryStore } from 'express-session'
 import { SmartClient, expressSessionStorage, type SmartClientConfiguration, type SmartClientOptions } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
-import { authorize, completeLaunch, devOptions, ehrLaunch, openConfig, smartConfigurationWithout } from '../helpers/smart'
+import { authorize, completeLaunch, devOptions, ehrLaunch, openConfig, rewritingTokenResponses, smartConfigurationWithout } from '../helpers/smart'
 
 let ehr: MockEhr
 beforeAll(async () => (ehr = await createMockEhr()))
@@ -13,14 +13,6 @@ let n = 0
 const session = () => `cb-${++n}`
 
 /** A fetch that lets a test rewrite the token endpoint's JSON answer: a fault a well-behaved server never produces. */
-function rewritingTokenResponses(rewrite: (body: Record<string, unknown>) => Record<string, unknown>): typeof fetch {
-  return async (input, init) => {
-    const response = await fetch(input, init)
-    if (!String(init?.body ?? '').includes('grant_type=authorization_code') || response.status !== 200) return response
-    return Response.json(rewrite(await response.json()), { status: 200 })
-  }
-}
-
 async function callbackWith(options: SmartClientOptions, config: SmartClientConfiguration = openConfig()) {
   const client = new SmartClient(session(), storage, config, { ...devOptions, ...options })
   const { redirectUrl } = await client.launch(ehrLaunch(ehr, context))
