@@ -4,6 +4,7 @@
 //   node mutation/sample.mjs draw  --size 150 --seed 9 [--skip lib/a.ts,lib/b.ts]   writes the sample file
 //   MUTATION_SAMPLE=mutation/.cache/sample.json npm run mutate -- --mutate <files it printed> --force
 //   node mutation/sample.mjs score [report.json] [sample.json]                      the estimate
+//   node mutation/sample.mjs pool r1.json s1.json r2.json s2.json … [--exact 344/352]  several samples as one
 //
 // `draw` lists every mutant Stryker's instrumenter makes (the same instrumenter and mutators as a run), leaves
 // out the files of --skip (those run in full), and draws --size of them uniformly without replacement.
@@ -75,9 +76,10 @@ function wilson(killed, n, population) {
   return [centre - half, centre + half]
 }
 
-function score(args) {
-  const sample = JSON.parse(readFileSync(args[1] ?? SAMPLE, 'utf8'))
-  const report = JSON.parse(readFileSync(args[0] ?? join(ROOT, 'mutation', '.cache', 'report', 'mutation.json'), 'utf8'))
+/** The drawn mutants' statuses in a report: counts, and the keys of those not detected. */
+function tally(reportFile, sampleFile) {
+  const sample = JSON.parse(readFileSync(sampleFile, 'utf8'))
+  const report = JSON.parse(readFileSync(reportFile, 'utf8'))
   const results = new Map()
   for (const [file, { mutants }] of Object.entries(report.files)) {
     for (const m of mutants) {
@@ -93,19 +95,53 @@ function score(args) {
     counts[status] = (counts[status] ?? 0) + 1
     if (!['Killed', 'Timeout'].includes(status)) survivors.push(`${status} ${key}`)
   }
-  const n = sample.drawn.length
-  const detected = (counts.Killed ?? 0) + (counts.Timeout ?? 0)
-  const [low, high] = wilson(detected, n, sample.population)
+  return { counts, survivors, n: sample.drawn.length, detected: (counts.Killed ?? 0) + (counts.Timeout ?? 0), population: sample.population }
+}
+
+const percent = (x) => `${(100 * x).toFixed(1)}%`
+
+function score(args) {
+  const { counts, survivors, n, detected, population } = tally(args[0] ?? join(ROOT, 'mutation', '.cache', 'report', 'mutation.json'), args[1] ?? SAMPLE)
+  const [low, high] = wilson(detected, n, population)
   console.log(JSON.stringify(counts))
-  console.log(`estimated score over ${sample.population} mutants: ${((100 * detected) / n).toFixed(1)}% (${detected}/${n}; 95% interval ${(100 * low).toFixed(1)}-${(100 * high).toFixed(1)}%)`)
+  console.log(`estimated score over ${population} mutants: ${percent(detected / n)} (${detected}/${n}; 95% interval ${percent(low).slice(0, -1)}-${percent(high)})`)
   for (const line of survivors) console.log(`  ${line}`)
   if (counts.NotFound) process.exitCode = 1
+}
+
+/**
+ * Independent samples of one population (each drawn with another seed, each scored on the code of its own
+ * run) as one sample of their total size. The code only gains tests between runs, so an older sample's
+ * result is, if anything, lower than the code now would score: the pooled estimate errs low. With
+ * `--exact D/N` (the files run in full: D detected of N), also the estimate for the whole.
+ */
+function pool(args) {
+  const exactAt = args.indexOf('--exact')
+  const [exactDetected, exactTotal] = exactAt === -1 ? [0, 0] : args[exactAt + 1].split('/').map(Number)
+  const files = exactAt === -1 ? args : args.filter((_, i) => i !== exactAt && i !== exactAt + 1)
+  let n = 0
+  let detected = 0
+  let population = 0
+  for (let i = 0; i + 1 < files.length; i += 2) {
+    const part = tally(files[i], files[i + 1])
+    console.log(`${files[i + 1]}: ${part.detected}/${part.n} ${JSON.stringify(part.counts)}`)
+    n += part.n
+    detected += part.detected
+    population = part.population
+  }
+  const [low, high] = wilson(detected, n, population)
+  console.log(`pooled: ${percent(detected / n)} (${detected}/${n} over ${population} mutants; 95% interval ${percent(low).slice(0, -1)}-${percent(high)})`)
+  if (exactTotal > 0) {
+    const whole = (p) => (exactDetected + p * population) / (exactTotal + population)
+    console.log(`whole (with ${exactDetected}/${exactTotal} run in full): ${percent(whole(detected / n))} (95% interval ${percent(whole(low)).slice(0, -1)}-${percent(whole(high))})`)
+  }
 }
 
 const [command, ...args] = process.argv.slice(2)
 if (command === 'draw') await draw(args)
 else if (command === 'score') score(args)
+else if (command === 'pool') pool(args)
 else {
-  console.error('usage: node mutation/sample.mjs draw --size N --seed S [--skip files] | score [report.json]')
+  console.error('usage: node mutation/sample.mjs draw --size N --seed S [--skip files] | score [report.json] [sample.json] | pool report sample … [--exact D/N]')
   process.exitCode = 2
 }
