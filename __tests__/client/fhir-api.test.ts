@@ -108,12 +108,21 @@ describe('typed FHIR helpers', () => {
     ])
   })
 
-  it('resources() reads pages without entries as empty', async () => {
-    const { fetch } = recordingFetch(({ entry: _entry, ...bundle }) => bundle)
+  it('resources() reads pages without entries or links as one empty page', async () => {
+    const { fetch } = recordingFetch(({ entry: _entry, link: _link, ...bundle }) => bundle)
     const fhir = await launched(undefined, { ...devOptions, fetch })
     const found = []
     for await (const resource of fhir.resources('Observation', { patient: 'patient-1' })) found.push(resource)
     expect(found).toEqual([])
+  })
+
+  it('a batch answered with something else than a Bundle is FHIR_REQUEST_FAILED, naming the batch', async () => {
+    const notBundle: typeof fetch = async (input, init) =>
+      init?.method === 'POST' && String(input) === `${ehr.iss}` ? Response.json({ resourceType: 'OperationOutcome' }) : fetch(input, init)
+    const fhir = await launched({ patient: 'patient-3' }, { ...devOptions, fetch: notBundle })
+    await expect(fhir.batch([{ request: { method: 'GET', url: 'Patient/patient-3' } }])).rejects.toMatchObject({
+      code: 'FHIR_REQUEST_FAILED', message: 'The FHIR server answered the batch without a Bundle resource',
+    })
   })
 
   it('batch and transaction refuse entries that are not an array, before sending', async () => {
@@ -145,6 +154,7 @@ describe('typed FHIR helpers', () => {
     const fhir = await launched()
     const before = ehr.fhirLog.length
     await expect(fhir.update(observation('patient-1', 'no id'))).rejects.toThrow(new TypeError('Not a FHIR resource id: undefined'))
+    await expect(fhir.update(null as never)).rejects.toThrow(new TypeError('Not a FHIR resource id: undefined'))
     await expect(fhir.read('Patient', '../Practitioner/smart-practitioner-1')).rejects.toThrow(new TypeError('Not a FHIR resource id: "../Practitioner/smart-practitioner-1"'))
     await expect(fhir.read('Patient', 'patient-1?_format=xml')).rejects.toThrow(new TypeError('Not a FHIR resource id: "patient-1?_format=xml"'))
     await expect(fhir.read('patient/x' as 'Patient', 'patient-1')).rejects.toThrow(new TypeError('Not a FHIR resource type: "patient/x"'))

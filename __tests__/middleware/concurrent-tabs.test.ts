@@ -128,6 +128,13 @@ describe.each(storeKinds())('concurrent tabs over %s', (_name, kind) => {
       const sessionWrites = writes.filter((w) => (w.value as { kind?: string } | null)?.kind === 'session')
       expect(sessionWrites.length).toBeGreaterThan(3)
       for (const write of sessionWrites) expect(write.ttl).toBeLessThanOrEqual(300)
+      // Use is recorded at most once per tenth of the idle timeout (30 s here): requests in between write nothing.
+      const before = writes.length
+      for (let second = 0; second < 5; second++) {
+        clock.advance(1000)
+        await agent.get('/api/context').expect(200)
+      }
+      expect(writes.length).toBe(before)
       clock.advance(301_000)
       const idle = await agent.get('/api/context')
       expect(idle.status).toBe(401)

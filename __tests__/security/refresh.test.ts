@@ -53,6 +53,24 @@ describe('refresh', () => {
     }
   })
 
+  it('a refresh the EHR fails to answer (5xx, timeout) keeps the launch: the error is 502, and a later refresh works', async () => {
+    const flaky = await createMockEhr({ accessTokenTtlSeconds: 600 })
+    try {
+      const session = nextSession()
+      const options = { fetch: (input: RequestInfo | URL, init?: RequestInit) => fetch(input, init), httpTimeoutMs: 400 }
+      await completeLaunch(flaky, context, newClient(session, options))
+      for (const fault of ['500', 'hang'] as const) {
+        flaky.faults.token = fault
+        await expect(newClient(session, options).refresh()).rejects.toMatchObject({ code: 'TOKEN_EXCHANGE_FAILED', status: 502 })
+        delete flaky.faults.token
+        await expect(newClient(session, options).ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+      }
+      await expect(newClient(session, options).refresh()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
+    } finally {
+      await flaky.close()
+    }
+  })
+
   it('S17 a scope changed by a refresh is stored and exposed', async () => {
     const traffic = tokenTraffic({ grant: 'refresh_token', body: (body) => ({ ...body, scope: 'openid launch patient/Patient.rs' }) })
     const session = nextSession()
