@@ -425,6 +425,47 @@ describe('SmartClient edges', () => {
     await expect(new SmartClient(session, storage, config, devOptions).ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
   })
 
+  /** A storage whose session record is deleted just before a lock is taken, once armed: a logout in another tab got the lock first. */
+  function endingBeforeLock(session: string): SmartStorage & { arm: () => void } {
+    const storage = openStorage()
+    let armed = false
+    return {
+      ...storage,
+      arm: () => void (armed = true),
+      setIfAbsent: async (key, value) => {
+        if (armed && key.startsWith('lock:')) storage.map.delete(`session:{${session}}`)
+        if (storage.map.has(key)) return false
+        storage.map.set(key, value)
+        return true
+      },
+    }
+  }
+
+  it('a launch that ends while its use is being recorded (idle timeout): SESSION_EXPIRED, never served', async () => {
+    const session = nextSession()
+    const racing = endingBeforeLock(session)
+    const clock = testClock()
+    const options = { ...devOptions, now: clock.now, idleTimeoutSeconds: 600 }
+    await completeLaunch(ehr, context, new SmartClient(session, racing, config, options))
+    clock.advance(61_000)
+    racing.arm()
+    await expect(new SmartClient(session, racing, config, options).ready()).rejects.toMatchObject({
+      code: 'SESSION_EXPIRED', message: 'The SMART session has expired; launch the app again from the EHR',
+    })
+  })
+
+  it('a launch that ends while its refresh waits for the lock (a logout in another tab): NO_SESSION, saying so, and no refresh grant', async () => {
+    const session = nextSession()
+    const racing = endingBeforeLock(session)
+    await completeLaunch(ehr, context, new SmartClient(session, racing, config, devOptions))
+    const grants = ehr.stats.refreshGrants
+    racing.arm()
+    await expect(new SmartClient(session, racing, config, devOptions).refresh()).rejects.toMatchObject({
+      code: 'NO_SESSION', message: 'The SMART launch ended while refreshing; launch again',
+    })
+    expect(ehr.stats.refreshGrants).toBe(grants)
+  })
+
   it('S27 stored links that go round in a circle end in NO_SESSION for reads and callbacks, never a hang', async () => {
     const storage = openStorage()
     const [a, b] = [nextSession(), nextSession()]
