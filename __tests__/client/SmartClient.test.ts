@@ -425,6 +425,23 @@ describe('SmartClient edges', () => {
     await expect(new SmartClient(session, storage, config, devOptions).ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
   })
 
+  it('S27 concurrent refreshes of two sessions, and of two launches of one session, each get their own patient', async () => {
+    const storage = plainStorage()
+    const [a, b] = [nextSession(), nextSession()]
+    await completeLaunch(ehr, { patient: 'patient-1' }, new SmartClient(a, storage, config, devOptions))
+    await completeLaunch(ehr, { patient: 'patient-2' }, new SmartClient(b, storage, config, devOptions))
+    const grants = ehr.stats.refreshGrants
+    const refreshed = await Promise.all([a, b].map((sid) => new SmartClient(sid, storage, config, devOptions).refresh()))
+    expect(refreshed.map((fhir) => fhir.patient?.id)).toEqual(['patient-1', 'patient-2'])
+    expect(ehr.stats.refreshGrants).toBe(grants + 2)
+
+    const { at, s0 } = multiLaunchBrowser()
+    await completeLaunch(ehr, { patient: 'patient-1' }, at(s0))
+    await completeLaunch(ehr, { patient: 'patient-2' }, at(s0))
+    const both = await Promise.all(['patient-1', 'patient-2'].map((patient) => at(s0, patient).refresh()))
+    expect(both.map((fhir) => fhir.patient?.id)).toEqual(['patient-1', 'patient-2'])
+  })
+
   /** A storage whose session record is deleted just before a lock is taken, once armed: a logout in another tab got the lock first. */
   function endingBeforeLock(session: string): SmartStorage & { arm: () => void } {
     const storage = openStorage()
