@@ -58,12 +58,14 @@ describe('ReadyClient', () => {
     const plain: typeof fetch = async (input, init) => {
       const url = String(input)
       if (url.endsWith('/Binary/untyped')) return new Response(new TextEncoder().encode('{"looks":"like JSON"}'))
+      if (url.endsWith('/Binary/empty-json')) return new Response('', { headers: { 'content-type': 'application/fhir+json' } })
       return url.includes('/fhir/Binary/') ? new Response(url.endsWith('empty') ? '' : 'plain {text}', { headers: { 'content-type': 'text/plain' } }) : fetch(input, init)
     }
     const fhir = await launched({ fetch: plain })
     await expect(fhir.request('Binary/text')).resolves.toBe('plain {text}')
     await expect(fhir.request('Binary/empty')).resolves.toBeUndefined()
     await expect(fhir.request('Binary/untyped')).resolves.toBe('{"looks":"like JSON"}')
+    await expect(fhir.request('Binary/empty-json')).resolves.toBeUndefined()
   })
 
   it('an EHR launch whose iss ends in a slash: requests resolve under it, without a doubled slash', async () => {

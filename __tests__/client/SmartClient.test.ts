@@ -655,6 +655,15 @@ describe('SmartClient edges', () => {
     }
   })
 
+  it('S2 allowNonHttpsLaunch admits http, never another scheme', async () => {
+    const storage = plainStorage()
+    const lenient = new SmartClient(nextSession(), storage, config, { ...devOptions, allowNonHttpsLaunch: true })
+    for (const iss of ['ftp://ehr.example/fhir', 'file:///etc/fhir', 'ws://ehr.example/fhir']) {
+      await expect(lenient.launch({ iss, launch: 'x' })).rejects.toMatchObject({ code: 'INSECURE_ISSUER', status: 400 })
+    }
+    expect(storage.calls).toEqual([])
+  })
+
   it('launch() with an iss that is not an absolute URL (any issuer allowed) is MISSING_PARAMETER, before the store is touched', async () => {
     const storage = plainStorage()
     await expect(new SmartClient(nextSession(), storage, config, devOptions).launch({ iss: 'ehr.example/fhir', launch: 'x' })).rejects.toMatchObject({
