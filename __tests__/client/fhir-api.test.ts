@@ -158,6 +158,8 @@ describe('typed FHIR helpers', () => {
     await expect(fhir.read('Patient', '../Practitioner/smart-practitioner-1')).rejects.toThrow(new TypeError('Not a FHIR resource id: "../Practitioner/smart-practitioner-1"'))
     await expect(fhir.read('Patient', 'patient-1?_format=xml')).rejects.toThrow(new TypeError('Not a FHIR resource id: "patient-1?_format=xml"'))
     await expect(fhir.read('patient/x' as 'Patient', 'patient-1')).rejects.toThrow(new TypeError('Not a FHIR resource type: "patient/x"'))
+    // Not a string, though it reads as a type: refused all the same.
+    await expect(fhir.read({ toString: () => 'Patient' } as never, 'patient-1')).rejects.toThrow(new TypeError('Not a FHIR resource type: {}'))
     expect(ehr.fhirLog.length).toBe(before)
   })
 
