@@ -14,9 +14,8 @@ import type {
   FhirUserResource,
 } from './fhir-types'
 
-// Checked before building a path: an id such as `..` or `x?_format=xml` would otherwise address
-// another resource than the one the caller named.
-
+// Types and ids are checked before building a path: an id such as `..` or `x?_format=xml` would otherwise
+// address another resource than the one the caller named.
 function typePath(type: string): string {
   if (typeof type !== 'string' || !FHIR_RESOURCE_TYPE.test(type)) throw new TypeError(`Not a FHIR resource type: ${JSON.stringify(type)}`)
   return type

@@ -124,8 +124,12 @@ function tokenFailure(err: unknown, step: 'code' | 'refresh'): SmartError {
   }
   let transport: unknown = err
   while (transport instanceof Error && !(transport instanceof HttpFailure) && transport.cause !== undefined) transport = transport.cause
-  // openid-client keeps the Response of an answer it could not use: a non-2xx one without an OAuth error body.
-  const why = transport instanceof HttpFailure ? transport.message : transport instanceof Response && !transport.ok ? `the server answered ${transport.status}` : 'the answer was malformed'
+  const why = transport instanceof HttpFailure
+    ? transport.message
+    // openid-client keeps the Response of an answer it could not use: a non-2xx one without an OAuth error body.
+    : transport instanceof Response && !transport.ok
+      ? `the server answered ${transport.status}`
+      : 'the answer was malformed'
   return new SmartError('TOKEN_EXCHANGE_FAILED', `The EHR's token endpoint failed: ${why}`, { cause: err })
 }
 
