@@ -27,6 +27,7 @@ export const SMART_ERROR_STATUS = Object.freeze({
   FHIR_REQUEST_FAILED: 502,
   FORBIDDEN_URL: 400,
   MISCONFIGURED: 500,
+  CROSS_SITE_REQUEST: 403,
 } as const)
 
 /**

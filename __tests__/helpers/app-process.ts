@@ -5,7 +5,9 @@
 //   REDIS_URL            the Redis (required unless REDIS_CLUSTER_NODES)
 //   REDIS_CLUSTER_NODES  `host:port,…` of a Redis Cluster to use instead (node-redis createCluster)
 //   KEY_PREFIX           connect-redis key prefix (required): one per test, so its keys can be found and removed
-//   ISS                  the mock EHR's FHIR base, the only issuer allowed to launch (required)
+//   ISS                  the mock EHR's FHIR base, the only issuer allowed to launch (required); or several,
+//                        comma-separated: every one of them is in knownFhirServers (selectors are then
+//                        `<patient id>_<EHR tag>`, not bare patient ids)
 //   HTTP_TIMEOUT_MS      options.httpTimeoutMs (default: the library's)
 //   ENABLE_MULTI_LAUNCH  '1': options.enableMultiLaunch
 //   REFRESH_LEEWAY_SECONDS  options.refreshLeewaySeconds (default: the library's)
@@ -47,7 +49,7 @@ function optionalNumber(name: string): number | undefined {
 }
 
 async function main(): Promise<void> {
-  const iss = required('ISS')
+  const issuers = required('ISS').split(',').map((iss) => iss.trim()).filter(Boolean)
   const clusterNodes = process.env.REDIS_CLUSTER_NODES
   const redis = clusterNodes
     ? createCluster({ rootNodes: clusterNodes.split(',').map((node) => ({ url: `redis://${node.trim()}` })), defaults: { socket: { connectTimeout: 5000 } } })
@@ -64,7 +66,7 @@ async function main(): Promise<void> {
     const url = input instanceof Request ? input.url : String(input)
     const refresh = String(init?.body ?? '').includes('grant_type=refresh_token')
     if (refresh) counts.refreshSent++
-    if (url.startsWith(`${iss}/`)) counts.fhirRequests++
+    if (issuers.some((iss) => url.startsWith(`${iss}/`))) counts.fhirRequests++
     const at = Date.now()
     const response = await fetch(input, init)
     if (refresh && response.status >= 400 && response.status < 500) counts.refreshRefused++
@@ -78,7 +80,7 @@ async function main(): Promise<void> {
     ...(optionalNumber('HTTP_TIMEOUT_MS') !== undefined ? { httpTimeoutMs: optionalNumber('HTTP_TIMEOUT_MS') } : {}),
     ...(optionalNumber('REFRESH_LEEWAY_SECONDS') !== undefined ? { refreshLeewaySeconds: optionalNumber('REFRESH_LEEWAY_SECONDS') } : {}),
   }
-  const app = testApp({ store, options, jsonErrors: true, config: { allowAnyIssuer: undefined, knownFhirServers: [{ issuer: iss, type: 'public' }] } })
+  const app = testApp({ store, options, jsonErrors: true, config: { allowAnyIssuer: undefined, knownFhirServers: issuers.map((issuer) => ({ issuer, type: 'public' as const })) } })
   app.get('/__process', (_req, res) => {
     const gc = (globalThis as { gc?: () => void }).gc
     gc?.()

@@ -105,17 +105,37 @@ export function recordingStorage(inner: SmartStorage): { storage: SmartStorage; 
 }
 
 /**
- * A whole launch by a browser holding `cookie` (none: a new browser), as raw requests: the session cookie the
- * browser holds afterwards. For tests that send one cookie to several app instances: an app, or the base URL
- * of one in another process.
+ * A browser's cookie jar as a `Cookie` header: `cookie` (a header, or none) with the Set-Cookies of `res`
+ * applied (Max-Age=0 or an empty value deletes). Tests pass the result around as the browser's cookies.
+ */
+export function withCookies(cookie: string | undefined, res: { headers: Record<string, unknown> }): string {
+  const jar = new Map<string, string>()
+  for (const pair of (cookie ?? '').split(';')) {
+    const at = pair.indexOf('=')
+    if (at > 0) jar.set(pair.slice(0, at).trim(), pair.slice(at + 1).trim())
+  }
+  for (const header of ([] as string[]).concat((res.headers['set-cookie'] as string[] | undefined) ?? [])) {
+    const [pair, ...attributes] = header.split(';')
+    const name = pair.slice(0, pair.indexOf('=')).trim()
+    const value = pair.slice(pair.indexOf('=') + 1).trim()
+    if (value === '' || attributes.some((attribute) => /^\s*max-age=0\s*$/i.test(attribute))) jar.delete(name)
+    else jar.set(name, value)
+  }
+  return [...jar].map(([name, value]) => `${name}=${value}`).join('; ')
+}
+
+/**
+ * A whole launch by a browser holding `cookie` (a `Cookie` header; none: a new browser), as raw requests: the
+ * cookies the browser holds afterwards (session, browser and any other), as a `Cookie` header. For tests that
+ * send one browser's cookies to several app instances: an app, or the base URL of one in another process.
  */
 export async function launchedCookie(app: Express | string, ehr: MockEhr, context: LaunchContext, cookie?: string): Promise<string> {
   const launch = new URL(ehr.launchUrl('http://app.test/launch', context)).search
   const started = await (cookie ? request(app).get(`/launch${launch}`).set('Cookie', cookie) : request(app).get(`/launch${launch}`))
   if (started.status !== 302) throw new Error(`launch answered ${started.status}`)
   const back = await ehr.authorize(started.headers.location)
-  const held = sessionCookie(started) ?? cookie
-  const called = await request(app).get(pathOf(back)).set('Cookie', held!)
+  const held = withCookies(cookie, started)
+  const called = await request(app).get(pathOf(back)).set('Cookie', held)
   if (called.status !== 302) throw new Error(`callback answered ${called.status}: ${called.text}`)
-  return sessionCookie(called)!
+  return withCookies(held, called)
 }

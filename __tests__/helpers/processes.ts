@@ -16,8 +16,8 @@ const STDERR_KEPT = 64 * 1024
 export type AppEnv = ({ REDIS_URL: string; REDIS_CLUSTER_NODES?: undefined } | { REDIS_CLUSTER_NODES: string; REDIS_URL?: undefined }) & {
   /** connect-redis key prefix, shared by the instances that share sessions. */
   KEY_PREFIX: string
-  /** The mock EHR's FHIR base: the only issuer allowed to launch. */
-  ISS: string
+  /** The mock EHR's FHIR base: the only issuer allowed to launch. Several (a list, or comma-separated): all of them are. */
+  ISS: string | readonly string[]
   HTTP_TIMEOUT_MS?: number
   ENABLE_MULTI_LAUNCH?: boolean
   REFRESH_LEEWAY_SECONDS?: number
@@ -67,7 +67,7 @@ function envOf(env: AppEnv): Record<string, string> {
   return {
     ...(env.REDIS_URL !== undefined ? { REDIS_URL: env.REDIS_URL } : { REDIS_CLUSTER_NODES: env.REDIS_CLUSTER_NODES }),
     KEY_PREFIX: env.KEY_PREFIX,
-    ISS: env.ISS,
+    ISS: typeof env.ISS === 'string' ? env.ISS : env.ISS.join(','),
     ...(env.HTTP_TIMEOUT_MS !== undefined ? { HTTP_TIMEOUT_MS: String(env.HTTP_TIMEOUT_MS) } : {}),
     ...(env.ENABLE_MULTI_LAUNCH ? { ENABLE_MULTI_LAUNCH: '1' } : {}),
     ...(env.REFRESH_LEEWAY_SECONDS !== undefined ? { REFRESH_LEEWAY_SECONDS: String(env.REFRESH_LEEWAY_SECONDS) } : {}),

@@ -14,11 +14,12 @@ import { launchContextFrom, tokenSetFrom } from '../oauth/token-response'
 import { singleFlight } from '../storage/lock'
 import type { LaunchRecord, TokenSet } from '../storage/records'
 import type { SmartStorage } from '../storage/SmartStorage'
+import type { BrowserProof } from './browser-binding'
 import { checkResponseIssuer, pinnedDiscovery, withActivePatient } from './callback-checks'
-import { consumePendingLaunch, dropPendingLaunch, startPendingLaunch } from './pending-launch'
+import { consumePendingLaunch, digest, dropPendingLaunch, forgetPendingLaunch, sealSecrets, secretsOf, startPendingLaunch } from './pending-launch'
 import { fhirReadCacheFor } from './fhir-cache'
 import type { Observation } from './instrumentation'
-import { checkPatientId, isLive, needsTouch, newLaunchId, selectLaunch, type CompletedLaunch } from './launch-identity'
+import { checkPatientId, isLive, needsTouch, newLaunchId, selectLaunch, withEnded, type CompletedLaunch } from './launch-identity'
 import { ReadyClient } from './ReadyClient'
 import { runtimeFor, type Runtime } from './runtime'
 import { sessionCacheFor } from './session-cache'
@@ -42,8 +43,10 @@ export type CallbackResult = {
   redirectUrl: string
   patient: string | null
   intent: string | null
-  /** What the page sends as `X-Active-Patient` to select this launch: the patient id, or a handle (see README). */
+  /** What the page sends as `X-Active-Patient` to select this launch: the patient id, or `<patient id>_<EHR tag>` (see README). */
   activePatient: string
+  /** The session's browser cookie value, which the middleware sets (SECURITY S34); null without a browser proof. */
+  browserKey: string | null
 }
 /**
  * A browser session and the value its page sent as `X-Active-Patient` (null when it sent none).
@@ -52,7 +55,23 @@ export type CallbackResult = {
  * const session: SessionRef = { sessionId: req.sessionID, activePatient: req.get('x-active-patient') ?? null }
  * const fhir = await new SmartClient(session, storage, config, { enableMultiLaunch: true }).ready()
  */
-export type SessionRef = { sessionId: string; activePatient: string | null }
+export type SessionRef = {
+  sessionId: string
+  activePatient: string | null
+  /** What only this browser holds (its launch and browser cookies); the middleware reads it from the request. */
+  browser?: BrowserProof
+}
+/**
+ * Options of `SmartClient.launch()` and `login()`.
+ *
+ * @example
+ * const binding = randomBytes(32).toString('base64url')   // kept in an HttpOnly cookie of this browser
+ * await client.launch({ iss, launch }, { binding })
+ */
+export interface LaunchOptions {
+  /** A fresh secret only the launching browser holds; the callback must present it (SECURITY S34). Its SHA-256 is stored. */
+  binding?: string
+}
 /**
  * Options of `SmartClient.callback()`.
  *
@@ -69,6 +88,9 @@ export interface CallbackOptions {
    */
   regenerate?: () => Promise<string>
 }
+
+/** An app configured for exactly one EHR gives pages bare patient ids; any other gives `<patient id>_<EHR tag>` (launch-identity.ts). */
+const bareSelectors = (rt: Runtime): boolean => rt.config.knownFhirServers?.size === 1
 
 const MAX_PARAM_LENGTH = 4096
 
@@ -107,6 +129,7 @@ export class SmartClient {
   readonly #storage: SmartStorage
   readonly #session: SessionState
   readonly #activePatient: string | null
+  readonly #browser: BrowserProof | null
 
   constructor(sessionId: string, storage: SmartStorage, config: SmartClientConfiguration, options?: SmartClientOptions)
   /** With the value the page sent (`X-Active-Patient`): which launch it means (multi-launch), or must be (single-launch). */
@@ -121,15 +144,16 @@ export class SmartClient {
     const active = typeof session === 'string' ? null : session.activePatient
     if (active !== null && active !== undefined && typeof active !== 'string') throw new TypeError('express-smart-on-fhir: activePatient must be a string or null')
     this.#storage = storage
-    this.#session = new SessionState(storage, this.#rt.config, sessionId, sessionCacheFor(this.#rt, storage))
+    this.#browser = typeof session === 'string' ? null : session.browser ?? null
+    this.#session = new SessionState(storage, this.#rt.config, sessionId, sessionCacheFor(this.#rt, storage), this.#browser?.keys ?? [])
     // Single-launch mode honours it too: naming another patient than the session's is refused.
     this.#activePatient = active || null
   }
 
   /** EHR launch: checks the issuer (allow-list first, before any network call), discovers it and starts the authorization. */
-  launch(params: { iss: string; launch: string }): Promise<{ redirectUrl: string }> {
+  launch(params: { iss: string; launch: string }, opts: LaunchOptions = {}): Promise<{ redirectUrl: string }> {
     return this.#rt.observe('launch', {}, (observation) =>
-      this.#authorize(param('iss', params?.iss), param('launch', params?.launch), this.#rt.config.scope, observation))
+      this.#authorize(param('iss', params?.iss), param('launch', params?.launch), this.#rt.config.scope, opts, observation))
   }
 
   /**
@@ -140,16 +164,16 @@ export class SmartClient {
    * @example
    * const { redirectUrl } = await new SmartClient(req.sessionID, storage, config).login({ iss: req.query.iss })
    */
-  login(params: { iss?: string } = {}): Promise<{ redirectUrl: string }> {
+  login(params: { iss?: string } = {}, opts: LaunchOptions = {}): Promise<{ redirectUrl: string }> {
     return this.#rt.observe('login', {}, (observation) => {
       const { config } = this.#rt
       const only = config.knownFhirServers?.size === 1 ? [...config.knownFhirServers.values()][0].issuer : undefined
       const iss = params?.iss === undefined && only ? only : param('iss', params?.iss)
-      return this.#authorize(iss, null, config.standaloneScope, observation)
+      return this.#authorize(iss, null, config.standaloneScope, opts, observation)
     })
   }
 
-  async #authorize(iss: string, launch: string | null, scope: string, observation: Observation): Promise<{ redirectUrl: string }> {
+  async #authorize(iss: string, launch: string | null, scope: string, opts: LaunchOptions, observation: Observation): Promise<{ redirectUrl: string }> {
     const { config } = this.#rt
     const known = config.knownFhirServers?.get(normalizeIssuer(iss))
     if (config.knownFhirServers && !known) throw new SmartError('UNKNOWN_ISSUER', 'This EHR (iss) is not one the app is configured to trust')
@@ -170,15 +194,27 @@ export class SmartClient {
       launch,
       openid: config.scopes.has('openid'),
     })
+    const binding = typeof opts?.binding === 'string' && opts.binding.length >= 32 ? digest(opts.binding) : null
     await startPendingLaunch(this.#storage, request.state, {
       sessionId: this.#session.sessionId,
       iss,
-      codeVerifier: request.codeVerifier,
-      nonce: request.nonce,
+      binding,
+      secrets: sealSecrets(config.encryptionKeys, request.state, { codeVerifier: request.codeVerifier, nonce: request.nonce }),
       smart: pinnedDiscovery(smart),
       createdAt: config.now(),
     })
     return { redirectUrl: request.url }
+  }
+
+  /**
+   * Forgets a launch still pending: its callback will be refused (`INVALID_STATE`). The middleware calls it for
+   * the oldest of a browser session's pending launches beyond the bound (SECURITY S37).
+   *
+   * @example
+   * await client.cancelLaunch(new URL(redirectUrl).searchParams.get('state')!)
+   */
+  async cancelLaunch(state: string): Promise<void> {
+    await forgetPendingLaunch(this.#storage, param('state', state))
   }
 
   /**
@@ -193,18 +229,19 @@ export class SmartClient {
     const { config } = this.#rt
     const owns = (owner: string) => this.#session.owns(owner)
     if (query?.error !== undefined) {
-      if (typeof query.state === 'string' && query.state !== '') await dropPendingLaunch(this.#storage, query.state, owns).catch(() => undefined)
+      if (typeof query.state === 'string' && query.state !== '') await dropPendingLaunch(this.#storage, query.state, owns, this.#browser).catch(() => undefined)
       // Query parsers give arrays and objects too: `error[toString]=x` (extended parser) makes String() throw.
       const code = (typeof query.error === 'string' ? query.error : 'malformed').replace(/[^\w.-]/g, '').slice(0, 64)
       throw new SmartError('AUTHORIZATION_DENIED', `The EHR did not authorize the app (${code})`)
     }
     const code = param('code', query?.code)
     const state = param('state', query?.state)
-    const pending = await consumePendingLaunch(this.#storage, state, owns, config.now())
+    const pending = await consumePendingLaunch(this.#storage, state, owns, this.#browser, config.now())
+    const secrets = secretsOf(config.encryptionKeys, state, pending)
     observation.set({ 'smart.iss': pending.iss })
     const as = this.#authorizationServer(pending.iss, pending.smart)
     checkResponseIssuer(pending.smart, query.iss)
-    const answer = await redeemCode(as, { redirectUri: config.callbackUrl, code, state, codeVerifier: pending.codeVerifier })
+    const answer = await redeemCode(as, { redirectUri: config.callbackUrl, code, state, codeVerifier: secrets.codeVerifier })
     const now = config.now()
     const tokens = tokenSetFrom(answer.response, now)
     const context = launchContextFrom(answer.response, config.scope)
@@ -215,23 +252,26 @@ export class SmartClient {
       throw err
     }
     const idTokenClaims = answer.idToken
-      ? await verifyIdToken(answer.idToken, { issuer: pending.smart.issuer, jwksUri: pending.smart.jwks_uri, clientId: config.clientId, nonce: pending.nonce, now: config.now, http: this.#rt.http })
+      ? await verifyIdToken(answer.idToken, { issuer: pending.smart.issuer, jwksUri: pending.smart.jwks_uri, clientId: config.clientId, nonce: secrets.nonce, now: config.now, http: this.#rt.http })
       : null
     const id = newLaunchId()
     const completed: CompletedLaunch = {
       id, iss: pending.iss, tokens: this.#session.sealTokens(id, tokens), ...context,
-      idTokenClaims: idTokenClaims as Record<string, unknown> | null, completedAt: now, lastUsedAt: now,
+      idTokenClaims: idTokenClaims as Record<string, unknown> | null, completedAt: now, lastUsedAt: now, startedAt: pending.createdAt,
     }
     // Nothing is stored before the session id is regenerated: a failed regeneration leaves nothing under a possibly fixated id.
     const sessionId = opts.regenerate ? await opts.regenerate() : this.#session.sessionId
-    const committed = await this.#session.commit(sessionId, completed, { multiLaunch: config.enableMultiLaunch, pendingCreatedAt: pending.createdAt })
+    const committed = await this.#session.commit(sessionId, completed, {
+      multiLaunch: config.enableMultiLaunch, bare: bareSelectors(this.#rt), proof: this.#browser, binding: pending.binding,
+    })
     const launch = committed.launch!
     observation.set({ 'smart.patient_count': committed.launches, 'smart.intent': context.intent ?? '' })
     observation.patient(context.patient)
-    // A concurrent tab's launch of the same EHR and patient was kept: this one's tokens are not needed.
+    // A later launch of the same EHR and patient (another tab) was kept: this one's tokens are not needed.
     if (launch.id !== completed.id) await this.#revoke(as, tokens)
-    const redirectUrl = config.enableMultiLaunch ? withActivePatient(config.redirectUrl, launch.selector) : config.redirectUrl
-    return { redirectUrl, patient: context.patient, intent: context.intent, activePatient: launch.selector }
+    // Single-launch mode too: a page that names its launch is never answered for a later one (SECURITY S35).
+    const redirectUrl = withActivePatient(config.redirectUrl, launch.selector)
+    return { redirectUrl, patient: context.patient, intent: context.intent, activePatient: launch.selector, browserKey: committed.browserKey }
   }
 
   /** A ReadyClient for the launch this request selects, refreshed first when near expiry. */
@@ -290,15 +330,17 @@ export class SmartClient {
     const resolved = await this.#session.resolve(now)
     if (resolved.record === null) return
     const reachable = Object.values(resolved.record.launches).filter((launch) => resolved.held === null || resolved.held.has(launch.id))
-    const chosen = this.#activePatient === null ? reachable : reachable.filter((launch) => launch.selector === this.#activePatient)
-    if (this.#activePatient !== null && chosen.length === 0) {
-      throw new SmartError('UNKNOWN_PATIENT', 'The active patient was not launched in this session')
-    }
+    // With a header: exactly the launch it names (the same rules as a request; an ended one says so).
+    const chosen = this.#activePatient === null
+      ? reachable
+      : [selectLaunch(resolved.record, { multiLaunch: true, activePatient: this.#activePatient, held: resolved.held, now, lifetimes: this.#session.lifetimes })]
     const ending = new Set(chosen.map((launch) => launch.id))
     const forgotten = await this.#session.update(resolved.sid, async (current) => {
       if (!current) return { result: [] as LaunchRecord[] }
+      const gone = Object.values(current.launches).filter((launch) => ending.has(launch.id))
       const kept = Object.fromEntries(Object.entries(current.launches).filter(([id]) => !ending.has(id)))
-      return { record: { ...current, launches: kept }, result: Object.values(current.launches).filter((launch) => ending.has(launch.id)) }
+      const ended = withEnded(current.ended, Object.fromEntries(gone.map((launch) => [launch.selector, { reason: 'closed' as const, at: now }])))
+      return { record: { ...current, launches: kept, ended }, result: gone }
     })
     observation.set({ 'smart.launches_ended': forgotten.length })
     await Promise.all(forgotten.map(async (launch) => this.#revoke(await this.#authorizationServerOf(launch.iss), this.#session.tokensOf(launch))))
@@ -311,7 +353,7 @@ export class SmartClient {
   async moveSession(newSessionId: string): Promise<void> {
     if (typeof newSessionId !== 'string' || newSessionId === '') throw new TypeError('express-smart-on-fhir: newSessionId must be a non-empty string')
     if (newSessionId === this.#session.sessionId) return
-    await this.#session.commit(newSessionId, null, { multiLaunch: this.#rt.config.enableMultiLaunch, pendingCreatedAt: null })
+    await this.#session.commit(newSessionId, null, { multiLaunch: this.#rt.config.enableMultiLaunch, bare: bareSelectors(this.#rt), proof: null, binding: null })
   }
 
   #select(resolved: Resolved, now: number): LaunchRecord {
@@ -376,8 +418,9 @@ export class SmartClient {
           if (!(err instanceof SmartError) || err.code !== 'SESSION_EXPIRED') throw err
           // A refused refresh (invalid_grant) ends this launch, and only this one: the next request does
           // not try again (S33), and other patients' launches keep their lifetime.
-          const { [launchId]: _ended, ...rest } = current.launches
-          return { record: { ...current, launches: rest }, result: err }
+          const { [launchId]: ended, ...rest } = current.launches
+          const endings = withEnded(current.ended, { [ended.selector]: { reason: 'refused', at: this.#rt.config.now() } })
+          return { record: { ...current, launches: rest, ended: endings }, result: err }
         }
       }),
     )

@@ -1,27 +1,37 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { normalizeIssuer } from '../config'
 import { SmartError } from '../errors'
-import type { Aliases, LaunchRecord, SessionRecord } from '../storage/records'
+import type { EndReason, LaunchRecord, SessionRecord } from '../storage/records'
 import { FHIR_ID } from './fhir-ids'
 
 /**
  * Launch identity (API.md): a launch is identified by its EHR and its patient, and the page selects it with
- * one value — the bare patient id whenever that is unambiguous in the session, otherwise an opaque handle.
+ * one value, its *selector*. The selector is a pure function of (EHR, patient), so it can never come to mean
+ * another EHR's patient — not in a new server session, not after any cap or eviction (SECURITY S35):
+ * - an app configured for exactly one EHR (`knownFhirServers` of one): the bare patient id;
+ * - otherwise: `<patient id>_<EHR tag>`, the tag being 12 characters of the issuer's SHA-256. `_` is in no
+ *   FHIR id, so a selector of this form never equals a bare id.
  * Every rule that decides which launch a request gets lives here; a request is never answered with a guess.
  */
 
-/** What `X-Active-Patient` may hold: a FHIR id or a handle. Handles contain `_`, which no FHIR id does. */
-export const SELECTOR = /^[A-Za-z0-9\-._]{1,64}$/
-const HANDLE_PREFIX = 'launch_'
+/** What `X-Active-Patient` may hold: a FHIR id or a qualified selector. */
+export const SELECTOR = /^[A-Za-z0-9\-._]{1,80}$/
 
 /** A browser session holds at most this many launches; a new one evicts the least recently used. */
 export const MAX_LAUNCHES_PER_SESSION = 20
-/** At most this many bare-id bindings per session; the oldest go first. */
-const MAX_ALIASES = 200
+/** Ended selectors remembered per session (for the answer's wording only: forgetting one refuses all the same). */
+const MAX_ENDED = 100
 
 export const newLaunchId = (): string => randomBytes(16).toString('base64url')
-const newHandle = (): string => HANDLE_PREFIX + randomBytes(12).toString('base64url')
 export const newVersion = (): string => randomBytes(9).toString('base64url')
+
+/** 12 base64url characters (72 bits) of the normalised issuer's SHA-256. */
+const ehrTag = (iss: string): string => createHash('sha256').update(normalizeIssuer(iss)).digest('base64url').slice(0, 12)
+
+/** The selector of (EHR, patient): bare patient ids only where the app trusts exactly one EHR. */
+export function selectorFor(iss: string, patient: string | null, bare: boolean): string {
+  return bare && patient !== null ? patient : `${patient ?? ''}_${ehrTag(iss)}`
+}
 
 /** A completed launch before the session decides how its page will select it. */
 export type CompletedLaunch = Omit<LaunchRecord, 'selector'>
@@ -40,6 +50,10 @@ export function deadlineOf(launch: LaunchRecord, lifetimes: Lifetimes): number {
 
 export const isLive = (launch: LaunchRecord, lifetimes: Lifetimes, now: number): boolean => deadlineOf(launch, lifetimes) > now
 
+/** Why a launch that is no longer live ended: its absolute lifetime, or idleness. */
+export const lapseOf = (launch: LaunchRecord, lifetimes: Lifetimes, now: number): EndReason =>
+  launch.completedAt + lifetimes.absoluteMs <= now ? 'expired' : 'idle'
+
 /** `lastUsedAt` is written at most once per this interval: the idle timeout's precision, and the write it costs. */
 export function needsTouch(launch: LaunchRecord, lifetimes: Lifetimes, now: number): boolean {
   if (lifetimes.idleMs === null) return false
@@ -49,55 +63,54 @@ export function needsTouch(launch: LaunchRecord, lifetimes: Lifetimes, now: numb
 const sameIdentity = (a: { iss: string; patient: string | null }, b: { iss: string; patient: string | null }) =>
   a.patient === b.patient && normalizeIssuer(a.iss) === normalizeIssuer(b.iss)
 
+const startOf = (launch: LaunchRecord | CompletedLaunch) => launch.startedAt ?? launch.completedAt
+
+/** `ended` with `more` added, the oldest dropped beyond the bound. */
+export function withEnded(ended: SessionRecord['ended'], more: Record<string, { reason: EndReason; at: number }>): NonNullable<SessionRecord['ended']> {
+  const all = Object.entries({ ...ended, ...more }).sort(([, a], [, b]) => a.at - b.at)
+  return Object.fromEntries(all.slice(Math.max(0, all.length - MAX_ENDED)))
+}
+
 export interface AddOptions {
   multiLaunch: boolean
-  /**
-   * A callback that joined a session moved by a concurrent callback of the same browser adds its launch but
-   * never replaces one of the same identity there (it could not tell the other tab's launch from a stale one).
-   */
-  join: boolean
+  /** Selectors are bare patient ids (the app trusts exactly one EHR). */
+  bare: boolean
   now: number
   lifetimes: Lifetimes
 }
 
 /**
- * The session with `added` in it. Same (EHR, patient) replaces the earlier launch and keeps its selector;
- * single-launch mode keeps only the newest launch. The page's selector is the bare patient id while that id
- * stands for this EHR in the session (`aliases`), else a handle.
+ * The session with `added` in it. Same (EHR, patient): the launch started later wins (a relaunch for a new
+ * encounter replaces the older one, whichever callback finishes first). Single-launch mode keeps only the
+ * newest launch and remembers the one it replaced; multi-launch mode evicts the least recently used beyond
+ * the bound. Ended launches are remembered by selector, for the answer a page still naming them gets.
  */
-export function addLaunch(
-  record: SessionRecord | null,
-  aliases: Aliases,
-  added: CompletedLaunch,
-  opts: AddOptions,
-): { record: SessionRecord; aliases: Aliases; launch: LaunchRecord } {
+export function addLaunch(record: SessionRecord | null, added: CompletedLaunch, opts: AddOptions): { record: SessionRecord; launch: LaunchRecord } {
   const launches = liveLaunches(record, opts.lifetimes, opts.now)
   const existing = Object.values(launches).find((launch) => sameIdentity(launch, added))
-  if (existing && opts.join && opts.multiLaunch) return { record: { kind: 'session', version: newVersion(), launches }, aliases, launch: existing }
-  const iss = normalizeIssuer(added.iss)
-  const bound = { ...aliases }
-  let selector: string
-  if (existing) {
-    selector = existing.selector
-  } else if (added.patient !== null && (bound[added.patient] === undefined || bound[added.patient] === iss)) {
-    selector = added.patient
-    delete bound[added.patient]
-    bound[added.patient] = iss
-  } else {
-    selector = newHandle()
+  const base: SessionRecord = { ...(record ?? { kind: 'session', version: '', launches: {} }), version: newVersion(), launches }
+  if (existing && startOf(existing) > startOf(added)) return { record: base, launch: existing }
+  const launch: LaunchRecord = { ...added, selector: selectorFor(added.iss, added.patient, opts.bare) }
+  const ending: Record<string, { reason: EndReason; at: number }> = {}
+  for (const old of Object.values(record?.launches ?? {})) {
+    if (!(old.id in launches)) ending[old.selector] = { reason: lapseOf(old, opts.lifetimes, opts.now), at: opts.now }
   }
-  const launch: LaunchRecord = { ...added, selector }
   let kept: Record<string, LaunchRecord> = {}
   if (opts.multiLaunch) {
     kept = { ...launches }
     if (existing) delete kept[existing.id]
     const byUse = Object.values(kept).sort((a, b) => a.lastUsedAt - b.lastUsedAt)
-    for (const old of byUse.slice(0, Math.max(0, byUse.length - (MAX_LAUNCHES_PER_SESSION - 1)))) delete kept[old.id]
+    for (const old of byUse.slice(0, Math.max(0, byUse.length - (MAX_LAUNCHES_PER_SESSION - 1)))) {
+      delete kept[old.id]
+      ending[old.selector] = { reason: 'closed', at: opts.now }
+    }
+  } else {
+    for (const old of Object.values(launches)) if (old.selector !== launch.selector) ending[old.selector] = { reason: 'replaced', at: opts.now }
   }
   kept[launch.id] = launch
-  const names = Object.keys(bound)
-  for (const name of names.slice(0, Math.max(0, names.length - MAX_ALIASES))) delete bound[name]
-  return { record: { kind: 'session', version: newVersion(), launches: kept }, aliases: bound, launch }
+  const ended = withEnded(base.ended, ending)
+  delete ended[launch.selector]
+  return { record: { ...base, launches: kept, ended }, launch }
 }
 
 /** The launches of `record` still within their lifetimes. */
@@ -117,34 +130,67 @@ export interface Selection {
   lifetimes: Lifetimes
 }
 
+const ENDINGS: Record<EndReason, string> = {
+  closed: 'was closed',
+  idle: 'ended after being idle too long',
+  expired: 'reached the end of its lifetime',
+  refused: 'ended when the EHR refused to refresh it',
+  replaced: 'was replaced by a later launch of another patient',
+}
+
+/** The refusal for a page naming a launch that ended: SESSION_EXPIRED saying why (a replaced one: UNKNOWN_PATIENT, API.md). */
+function endedError(reason: EndReason): SmartError {
+  const message = `The launch this page was opened for ${ENDINGS[reason]}; launch the app again from the EHR`
+  return new SmartError(reason === 'replaced' ? 'UNKNOWN_PATIENT' : 'SESSION_EXPIRED', message)
+}
+
+/** The launch `activePatient` names: its selector, or — the bare id a caller typed — the one live launch of that patient. */
+function named(reachable: LaunchRecord[], activePatient: string, selection: Selection): LaunchRecord | undefined {
+  const bySelector = reachable.find((launch) => launch.selector === activePatient)
+  if (bySelector || !FHIR_ID.test(activePatient)) return bySelector
+  const byPatient = reachable.filter((launch) => launch.patient === activePatient && isLive(launch, selection.lifetimes, selection.now))
+  if (byPatient.length > 1) {
+    throw new SmartError('UNKNOWN_PATIENT', 'X-Active-Patient names a patient id that several EHRs launched; send the value the callback gave (?patient=)')
+  }
+  return byPatient[0]
+}
+
 /**
- * The launch a request means (API.md; SECURITY S27). With `X-Active-Patient`, exactly the launch it selects —
- * in single-launch mode too, where naming another patient than the current one is refused. Without it, the
- * session's one live launch; several in multi-launch mode is a refusal, never a pick.
+ * The launch a request means (API.md; SECURITY S27, S35). With `X-Active-Patient`, exactly the launch it
+ * selects — in single-launch mode too, where naming another patient than the current one is refused. Without
+ * it, the session's one live launch; several in multi-launch mode is a refusal, never a pick, and so is a
+ * single-launch session whose launch was replaced by another patient's (the page may still show the first).
  */
 export function selectLaunch(record: SessionRecord | null, selection: Selection): LaunchRecord {
   const { held, now, lifetimes } = selection
   const reachable = Object.values(record?.launches ?? {}).filter((launch) => held === null || held.has(launch.id))
-  if (reachable.length === 0) throw new SmartError('NO_SESSION', 'No SMART launch has completed in this session; launch the app from the EHR')
+  const ended = held === null ? record?.ended ?? {} : {}
   if (selection.activePatient !== null) {
-    const chosen = reachable.find((launch) => launch.selector === selection.activePatient)
-    if (!chosen) {
-      throw new SmartError('UNKNOWN_PATIENT', selection.multiLaunch
-        ? 'The active patient was not launched in this session'
-        : 'X-Active-Patient names another patient than the one this session was launched for')
+    const chosen = named(reachable, selection.activePatient, selection)
+    if (chosen) {
+      if (!isLive(chosen, lifetimes, now)) throw endedError(lapseOf(chosen, lifetimes, now))
+      return chosen
     }
-    if (!isLive(chosen, lifetimes, now)) throw expired()
-    return chosen
+    const ending = Object.hasOwn(ended, selection.activePatient) ? ended[selection.activePatient] : undefined
+    if (ending) throw endedError(ending.reason)
+    if (reachable.length === 0) throw noSession()
+    throw new SmartError('UNKNOWN_PATIENT', selection.multiLaunch
+      ? 'The active patient was not launched in this session'
+      : 'X-Active-Patient names another patient than the one this session was launched for')
+  }
+  if (reachable.length === 0) throw noSession()
+  if (!selection.multiLaunch && Object.values(ended).some((ending) => ending.reason === 'replaced')) {
+    throw new SmartError('ACTIVE_PATIENT_REQUIRED', 'This session\'s launch was replaced by a launch of another patient; send X-Active-Patient (the ?patient= value the page was opened with)')
   }
   const live = reachable.filter((launch) => isLive(launch, lifetimes, now))
-  if (live.length === 0) throw expired()
+  if (live.length === 0) throw endedError(lapseOf(reachable[0], lifetimes, now))
   if (live.length > 1) {
     throw new SmartError('ACTIVE_PATIENT_REQUIRED', 'Several patients are launched in this session; name the active one (X-Active-Patient)')
   }
   return live[0]
 }
 
-const expired = () => new SmartError('SESSION_EXPIRED', 'The SMART session has expired; launch the app again from the EHR')
+const noSession = () => new SmartError('NO_SESSION', 'No SMART launch has completed in this session; launch the app from the EHR')
 
 /**
  * A token response's `patient` must be a FHIR id: it becomes a path segment and the page's selector. Anything

@@ -3,21 +3,21 @@ import { SmartError } from '../errors'
 import { seal, unseal } from '../storage/encryption'
 import { withStorageLock } from '../storage/lock'
 import {
-  keys, readAliases, readStoredSession,
-  type Aliases, type LaunchRecord, type SessionRecord, type StoredSession, type TokenSet,
+  keys, readStoredSession,
+  type EndReason, type LaunchRecord, type SessionRecord, type StoredSession, type TokenSet,
 } from '../storage/records'
 import type { SmartStorage } from '../storage/SmartStorage'
-import { addLaunch, deadlineOf, liveLaunches, newVersion, type CompletedLaunch, type Lifetimes } from './launch-identity'
+import { addLaunch, deadlineOf, lapseOf, liveLaunches, newVersion, withEnded, type CompletedLaunch, type Lifetimes } from './launch-identity'
+import { isSessionBrowser, newBrowserKey, ownsSession, withProof, type BrowserProof } from './browser-binding'
 import { PENDING_LAUNCH_TTL_SECONDS } from './pending-launch'
 import type { SessionCache } from './session-cache'
 
 /**
- * How long a session id the callback regenerated away from still answers requests already on their way
- * (other tabs' requests sent with the old cookie), and how long a concurrent callback of the same browser
- * may still join the session the first one moved to.
+ * For sessions made without the middleware (no browser cookie): how long a session id the callback
+ * regenerated away from still answers requests already on their way, with the launches it held.
  */
 export const MOVE_GRACE_MS = 10_000
-/** Forwards and links never chain further than this (each callback adds one hop at most). */
+/** Forwards never chain further than this (each callback adds one hop at most). */
 const MAX_HOPS = 8
 
 /** A session's launches as a request reaches them. */
@@ -31,10 +31,22 @@ export interface Resolved {
   fromCopy: boolean
 }
 
-/** A commit's outcome: the launch as stored, and how many launches the session holds. */
+/** A commit's outcome: the launch as stored, how many launches the session holds, and its browser cookie's value. */
 export interface Committed {
   launch: LaunchRecord | null
   launches: number
+  browserKey: string | null
+}
+
+/** What a callback adds, and what it knows of the browser. */
+export interface CommitOptions {
+  multiLaunch: boolean
+  /** Selectors are bare patient ids (the app trusts exactly one EHR). */
+  bare: boolean
+  /** The browser's cookies (middleware), or null (SmartClient used directly: the session id is the browser). */
+  proof: BrowserProof | null
+  /** SHA-256 of the added launch's launch cookie, kept as a concurrent tab's proof; null without one. */
+  binding: string | null
 }
 
 /** What a change under the session's lock leaves: a new record, null to end the session, undefined for no write. */
@@ -43,7 +55,8 @@ export type Change<T> = (current: SessionRecord | null) => Promise<{ record?: Se
 /**
  * One browser session's completed launches in the storage: read in one call (the hot path), changed only
  * under the session's lock, each launch's tokens sealed at rest when an encryption key is set. When the
- * callback regenerates the session id, the launches move to the new id and the old id becomes a forward.
+ * callback regenerates the session id, the launches move to the new id and the old id becomes a forward,
+ * which only the same browser follows (browser-binding.ts).
  */
 export class SessionState {
   readonly #lifetimes: Lifetimes
@@ -53,6 +66,8 @@ export class SessionState {
     private readonly config: ResolvedConfig,
     readonly sessionId: string,
     private readonly cache: SessionCache,
+    /** The request's browser cookie values (middleware); none without the middleware. */
+    private readonly browserKeys: readonly string[] = [],
   ) {
     this.#lifetimes = lifetimesOf(config)
   }
@@ -69,7 +84,8 @@ export class SessionState {
   }
 
   /**
-   * The launches this session id reaches now: its own, a link's, or a forward's held ones within the grace.
+   * The launches this session id reaches now: its own, a link's, or through a forward those of the session
+   * its browser moved to (with that browser's cookie; without the middleware, the held ones within the grace).
    * With `version` (what the request's session carries), this process's copy of that version answers without
    * a store read.
    */
@@ -78,11 +94,19 @@ export class SessionState {
     if (copy) return { sid: this.sessionId, record: copy, held: null, fromCopy: true }
     let sid = this.sessionId
     let held: Set<string> | null = null
+    let crossed = false
+    let lapsed = false
     for (let hop = 0; hop <= MAX_HOPS; hop++) {
       const stored = await this.#load(sid)
-      if (stored === null || stored.kind === 'session') return { sid, record: stored, held, fromCopy: false }
+      if (stored === null) return { sid, record: null, held, fromCopy: false }
+      if (stored.kind === 'session') {
+        if (!crossed) return { sid, record: stored, held: null, fromCopy: false }
+        if (stored.browser !== undefined) return { sid, record: isSessionBrowser(stored, this.browserKeys) ? stored : null, held: null, fromCopy: false }
+        return { sid, record: lapsed ? null : stored, held, fromCopy: false }
+      }
       if (stored.kind === 'forward') {
-        if (now - stored.at > MOVE_GRACE_MS) break
+        crossed = true
+        lapsed ||= now - stored.at > MOVE_GRACE_MS
         held = new Set(stored.held.filter((id) => held === null || held.has(id)))
       }
       sid = stored.to
@@ -97,15 +121,10 @@ export class SessionState {
 
   /** Where `sid` ended up, following links and forwards (of any age still stored). */
   async #canonical(sid: string): Promise<string> {
-    for (let hop = 0; hop <= MAX_HOPS; hop++) {
-      const stored = await this.#load(sid)
-      if (stored === null || stored.kind === 'session') return sid
-      sid = stored.to
-    }
-    return sid
+    return (await this.#walk(sid)).sid
   }
 
-  /** Whether a launch started under `owner` belongs to this browser: same id, or the same session after moves. */
+  /** Whether a launch started under `owner` (without a browser binding) belongs to this session: same id, or the same session after moves. */
   async owns(owner: string): Promise<boolean> {
     if (owner === this.sessionId) return true
     return (await this.#canonical(owner)) === (await this.#canonical(this.sessionId))
@@ -151,87 +170,88 @@ export class SessionState {
   }
 
   /**
-   * Adds a completed launch to this browser's session and, when the callback regenerated the session id
-   * (`newSid` ≠ this id), moves the session there (SECURITY S22):
-   * - the usual case: every launch moves to `newSid`; this id becomes a forward that, for a short grace,
-   *   still reaches the launches it held (never the new one), and lets its pending launches complete;
-   * - a callback concurrent with another of the same browser (this id was moved away less than the grace
-   *   ago, after this launch started): it joins the session the other moved to, and `newSid` links there,
-   *   so whichever cookie the browser keeps reaches both launches;
-   * - a stale id (moved away longer ago): nothing of it is reachable; `newSid` starts with this launch only.
+   * Adds a completed launch and, when the callback regenerated the session id (`newSid` ≠ this id), moves
+   * the session there (SECURITY S22, S34):
+   * - the session this id reaches belongs to the calling browser (browser-binding.ts): every launch moves to
+   *   `newSid` with it, and the id it had becomes a forward that only this browser follows;
+   * - otherwise (no session, or another browser's — a planted id): `newSid` starts with this launch only, under
+   *   a new browser cookie, and the other session is left as it was. An id with nothing stored under it
+   *   forwards to `newSid` (a concurrent tab of this browser may still call back with it).
    * With `newSid` equal to this id (no regeneration: SmartClient used on its own), the launch is added in place.
-   * Returns the launch as stored (its selector; null when `added` is null) and how many the session now holds.
    */
-  async commit(newSid: string, added: CompletedLaunch | null, opts: { multiLaunch: boolean; pendingCreatedAt: number | null }): Promise<Committed> {
+  async commit(newSid: string, added: CompletedLaunch | null, opts: CommitOptions): Promise<Committed> {
     const now = this.config.now()
-    const add = (record: SessionRecord | null, aliases: Aliases, join: boolean) =>
-      added ? addLaunch(record, aliases, added, { multiLaunch: opts.multiLaunch, join, now, lifetimes: this.#lifetimes }) : { record, aliases, launch: null }
-    const committed = (result: { record: SessionRecord | null; launch: LaunchRecord | null }): Committed =>
-      ({ launch: result.launch, launches: Object.keys(liveLaunches(result.record, this.#lifetimes, now)).length })
     for (let attempt = 0; attempt < MAX_HOPS; attempt++) {
-      const { sid, forwardedAt } = await this.#walk()
-      const outcome = await this.#lock(sid, async () => {
+      const { sid, crossed, origin } = await this.#walk(this.sessionId)
+      const outcome = await this.#lock(sid, async (): Promise<Committed | 'moved'> => {
         const stored = await this.#load(sid)
-        if (stored !== null && stored.kind !== 'session') return 'moved' as const
-        const aliases = readAliases(await this.storage.get(keys.aliases(sid)))
-        if (forwardedAt === null && newSid !== this.sessionId) {
-          const moved = add(stored, aliases, false)
-          await this.#write(newSid, moved.record)
-          await this.#writeAliases(newSid, moved.aliases)
-          const held = Object.keys(liveLaunches(stored, this.#lifetimes, now))
+        if (stored !== null && stored.kind !== 'session') return 'moved'
+        const owned = ownsSession(stored, crossed, opts.proof, now)
+        const base = owned ? stored : null
+        const browser = base?.browser ?? (opts.proof ? newBrowserKey() : undefined)
+        const { record, launch } = added
+          ? addLaunch(base, added, { multiLaunch: opts.multiLaunch, bare: opts.bare, now, lifetimes: this.#lifetimes })
+          : { record: base ?? { kind: 'session' as const, version: '', launches: {} }, launch: null }
+        const written = await this.#write(newSid, { ...record, browser, proofs: withProof(base?.proofs, opts.binding, now) })
+        if (newSid !== sid && owned) {
           this.cache.delete(sid)
-          await this.storage.set(keys.session(sid), { kind: 'forward', to: newSid, at: now, held }, PENDING_LAUNCH_TTL_SECONDS)
-          return committed(moved)
+          const held = Object.keys(liveLaunches(stored, this.#lifetimes, now))
+          const ttl = browser === undefined ? PENDING_LAUNCH_TTL_SECONDS : this.config.sessionTtlSeconds
+          await this.storage.set(keys.session(sid), { kind: 'forward', to: newSid, at: now, held }, ttl)
+        } else if (origin === null && this.sessionId !== newSid) {
+          await this.storage.set(keys.session(this.sessionId), { kind: 'forward', to: newSid, at: now, held: [] }, PENDING_LAUNCH_TTL_SECONDS)
         }
-        const concurrent = forwardedAt !== null && now - forwardedAt <= MOVE_GRACE_MS && (opts.pendingCreatedAt ?? -Infinity) < forwardedAt
-        if (forwardedAt === null || concurrent) {
-          const joined = add(stored, aliases, concurrent)
-          await this.#write(sid, joined.record)
-          await this.#writeAliases(sid, joined.aliases)
-          if (newSid !== this.sessionId) await this.storage.set(keys.session(newSid), { kind: 'link', to: sid }, this.config.sessionTtlSeconds)
-          return committed(joined)
-        }
-        const fresh = add(null, {}, false)
-        await this.#write(newSid, fresh.record)
-        await this.#writeAliases(newSid, fresh.aliases)
-        return committed(fresh)
+        return { launch, launches: Object.keys(written?.launches ?? {}).length, browserKey: browser ?? null }
       })
       if (outcome !== 'moved') return outcome
     }
     throw new SmartError('STORAGE_UNAVAILABLE', 'The SMART session kept moving while the callback was stored; try again')
   }
 
-  /** Follows this id's links and forwards to the session record; notes when a forward was crossed. */
-  async #walk(): Promise<{ sid: string; forwardedAt: number | null }> {
-    let sid = this.sessionId
-    let forwardedAt: number | null = null
+  /** Follows `from`'s links and forwards to the session record; notes whether a forward was crossed, and what `from` itself holds. */
+  async #walk(from: string): Promise<{ sid: string; crossed: boolean; origin: StoredSession | null }> {
+    let sid = from
+    let crossed = false
+    let origin: StoredSession | null = null
     for (let hop = 0; hop <= MAX_HOPS; hop++) {
       const stored = await this.#load(sid)
+      if (hop === 0) origin = stored
       if (stored === null || stored.kind === 'session') break
-      if (stored.kind === 'forward') forwardedAt ??= stored.at
+      if (stored.kind === 'forward') crossed = true
       sid = stored.to
     }
-    return { sid, forwardedAt }
+    return { sid, crossed, origin }
   }
 
   /**
    * Writes the live launches with a fresh version, for as long as the longest-lived of them may live
    * (absolute and idle timeouts, SECURITY S24): the store never keeps tokens past their launch's end.
+   * Launches past their lifetime are remembered as ended. A session without live launches keeps, without any
+   * token, its browser and ended launches for `sessionTtlSeconds`. Returns what was written (null: deleted).
    */
-  async #write(sid: string, record: SessionRecord | null): Promise<void> {
+  async #write(sid: string, record: SessionRecord | null): Promise<SessionRecord | null> {
     const now = this.config.now()
     const launches = liveLaunches(record, this.#lifetimes, now)
+    const lapsed: Record<string, { reason: EndReason; at: number }> = {}
+    for (const launch of Object.values(record?.launches ?? {})) {
+      if (!(launch.id in launches)) lapsed[launch.selector] = { reason: lapseOf(launch, this.#lifetimes, now), at: now }
+    }
+    const ended = withEnded(record?.ended, lapsed)
     const deadlines = Object.values(launches).map((launch) => deadlineOf(launch, this.#lifetimes))
     this.cache.delete(sid)
-    if (deadlines.length === 0) return this.storage.delete(keys.session(sid))
-    const ttl = Math.ceil((Math.max(...deadlines) - now) / 1000)
+    const keep = record !== null && (deadlines.length > 0 || record.browser !== undefined || Object.keys(ended).length > 0)
+    if (!keep) {
+      await this.storage.delete(keys.session(sid))
+      return null
+    }
+    const ttl = deadlines.length > 0 ? Math.ceil((Math.max(...deadlines) - now) / 1000) : this.config.sessionTtlSeconds
     const stored: SessionRecord = { kind: 'session', version: newVersion(), launches }
+    if (record.browser !== undefined) stored.browser = record.browser
+    if (record.proofs?.length) stored.proofs = record.proofs
+    if (Object.keys(ended).length > 0) stored.ended = ended
     await this.storage.set(keys.session(sid), stored, ttl)
     this.cache.set(sid, stored, now)
-  }
-
-  async #writeAliases(sid: string, aliases: Aliases): Promise<void> {
-    if (Object.keys(aliases).length > 0) await this.storage.set(keys.aliases(sid), aliases, this.config.sessionTtlSeconds)
+    return stored
   }
 }
 

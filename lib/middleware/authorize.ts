@@ -1,25 +1,38 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import type { SmartClient } from '../client/SmartClient'
-import { markSession, saveSession } from './session'
+import type { LaunchOptions, SmartClient } from '../client/SmartClient'
+import { PENDING_LAUNCH_TTL_SECONDS } from '../client/pending-launch'
+import { clearLaunchCookie, newLaunchSecret, setLaunchCookie } from './browser-cookies'
+import { hasLaunched, markSession, saveSession, trackPendingLaunch } from './session'
 import { setUpMiddleware, type SmartMiddlewareOptions } from './options'
 
 /**
  * A route that starts an authorization (EHR or standalone launch): the pending launch is kept server-side,
- * the session is marked so its cookie is set (also with `saveUninitialized: false`) and saved, and the
- * browser is sent to the EHR's authorization endpoint.
+ * bound to this browser by a fresh launch cookie (SECURITY S34); the session is marked so its cookie is set
+ * (also with `saveUninitialized: false`) and saved; the browser is sent to the EHR's authorization endpoint.
+ * Before any launch of this session completed, the session lives only as long as a pending launch, and a
+ * session keeps at most a few pending launches, the oldest forgotten first (SECURITY S37).
  */
 export function authorizingMiddleware(
   name: string,
   opts: SmartMiddlewareOptions,
-  start: (client: SmartClient, query: Record<string, unknown>) => Promise<{ redirectUrl: string }>,
+  start: (client: SmartClient, query: Record<string, unknown>, launchOptions: LaunchOptions) => Promise<{ redirectUrl: string }>,
 ): RequestHandler {
   const setup = setUpMiddleware(name, opts)
   return async function authorizingRoute(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
       const session = setup.requireSession(req)
-      const { redirectUrl } = await start(setup.clientFor(req), req.query as Record<string, unknown>)
+      const client = setup.clientFor(req)
+      const binding = newLaunchSecret()
+      const { redirectUrl } = await start(client, req.query as Record<string, unknown>, { binding })
+      const state = new URL(redirectUrl).searchParams.get('state') ?? ''
+      if (!hasLaunched(session)) session.cookie.maxAge = PENDING_LAUNCH_TTL_SECONDS * 1000
       markSession(session, Date.now())
+      for (const evicted of trackPendingLaunch(session, state)) {
+        await client.cancelLaunch(evicted)
+        clearLaunchCookie(req, res, evicted)
+      }
       await saveSession(req)
+      setLaunchCookie(req, res, state, binding)
       res.redirect(302, redirectUrl)
     } catch (err) {
       next(err)

@@ -1,14 +1,15 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
+import { clearLaunchCookie, setBrowserCookie } from './browser-cookies'
 import { markSession, newSessionId, restoreSession, retireSession, saveSession, type PreviousSession } from './session'
 import { setUpMiddleware, type SmartMiddlewareOptions } from './options'
 
 const CALLBACK_FIELDS = ['code', 'state', 'iss', 'error', 'error_description'] as const
 
 /**
- * The authorization server's return route: `GET ?code=&state=` → 302 to `redirectUrl` (multi-launch:
- * `?patient=<id>` appended). Like a login: verify → regenerate the session id → store → save → redirect.
- * The browser's other launches, pending or completed, move to the new session id; the old id answers
- * requests already on their way for a few seconds, with the launches it held, and then nothing.
+ * The authorization server's return route: `GET ?code=&state=` → 302 to `redirectUrl` with `?patient=<selector>`.
+ * Like a login: verify (the state, and this browser's launch cookie) → regenerate the session id → store →
+ * save → redirect. The browser's other launches, pending or completed, move to the new session id when the
+ * session belongs to this browser (its browser cookie); the old id then reaches them only with that cookie.
  *
  * @example
  * app.get('/callback', smartCallback({ config, options }))
@@ -31,10 +32,12 @@ export function smartCallback(opts: SmartMiddlewareOptions): RequestHandler {
         if (previous) restoreSession(req, previous)
         throw err
       })
-      markSession(req.session, Date.now())
+      markSession(req.session, Date.now(), true)
       await saveSession(req)
-      // Best effort: the old id's SMART state already answers only within the grace, whatever its session's lifetime.
+      // Best effort: the old id's SMART state answers only the same browser, whatever its session's lifetime.
       if (previous) await retireSession(req, previous).catch(() => undefined)
+      if (result.browserKey) setBrowserCookie(req, res, result.browserKey, setup.sessionTtlSeconds)
+      clearLaunchCookie(req, res, String(query.state))
       res.redirect(302, result.redirectUrl)
     } catch (err) {
       next(err)

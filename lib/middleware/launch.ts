@@ -11,5 +11,5 @@ import type { SmartMiddlewareOptions } from './options'
  * app.get('/launch', smartLaunch({ config, options }))
  */
 export function smartLaunch(opts: SmartMiddlewareOptions): RequestHandler {
-  return authorizingMiddleware('smartLaunch', opts, (client, { iss, launch }) => client.launch({ iss: iss as string, launch: launch as string }))
+  return authorizingMiddleware('smartLaunch', opts, (client, { iss, launch }, launchOptions) => client.launch({ iss: iss as string, launch: launch as string }, launchOptions))
 }

@@ -13,5 +13,5 @@ import type { SmartMiddlewareOptions } from './options'
  * app.get('/login', smartLogin({ config, options }))   // a "Sign in with <EHR>" link points here
  */
 export function smartLogin(opts: SmartMiddlewareOptions): RequestHandler {
-  return authorizingMiddleware('smartLogin', opts, (client, { iss }) => client.login(iss === undefined ? {} : { iss: iss as string }))
+  return authorizingMiddleware('smartLogin', opts, (client, { iss }, launchOptions) => client.login(iss === undefined ? {} : { iss: iss as string }, launchOptions))
 }

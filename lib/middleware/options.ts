@@ -5,6 +5,7 @@ import { SmartClient } from '../client/SmartClient'
 import type { SmartClientConfiguration, SmartClientOptions } from '../config'
 import { SmartError } from '../errors'
 import { expressSessionStorage } from '../storage/express-session'
+import { browserProofOf } from './browser-cookies'
 import type { SmartStorage } from '../storage/SmartStorage'
 
 /**
@@ -24,8 +25,10 @@ export interface SmartMiddlewareOptions {
 
 /** What a middleware factory settles once, so requests do no validation of their own. */
 export interface MiddlewareSetup {
-  /** A SmartClient for this request's session and the active patient its page named. */
+  /** A SmartClient for this request's session, the active patient its page named, and its browser's cookies. */
   clientFor(req: Request, activePatient?: string | null): SmartClient
+  /** How long a launch may live at most (the browser cookie's lifetime). */
+  sessionTtlSeconds: number
   /** The request's express-session session, or the reason there is none. */
   requireSession(req: Request): NonNullable<Request['session']>
 }
@@ -41,7 +44,7 @@ export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): Mid
     if (!['config', 'options', 'storage'].includes(key)) throw new TypeError(`express-smart-on-fhir: ${name}(opts).${key} is not a known setting (config, options, storage)`)
   }
   const { config, options, storage } = opts
-  runtimeFor(config, options)
+  const { sessionTtlSeconds } = runtimeFor(config, options).config
   if (storage !== undefined && (typeof storage?.get !== 'function' || typeof storage.set !== 'function' || typeof storage.delete !== 'function')) {
     throw new TypeError(`express-smart-on-fhir: ${name}(opts).storage must implement SmartStorage (get, set, delete)`)
   }
@@ -66,6 +69,7 @@ export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): Mid
     return adapted
   }
   return {
+    sessionTtlSeconds,
     requireSession(req) {
       sessionStoreOf(req)
       // express-session sets req.session whenever it sets req.sessionStore.
@@ -73,7 +77,7 @@ export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): Mid
     },
     clientFor(req, activePatient = null) {
       // The same config and options objects every time: the client reuses the runtime validated above.
-      const session = { sessionId: req.sessionID, activePatient }
+      const session = { sessionId: req.sessionID, activePatient, browser: browserProofOf(req) }
       return new SmartClient(session, storageFor(req), config, options as SmartClientOptions & { enableMultiLaunch: true })
     },
   }

@@ -6,23 +6,26 @@ import { SmartError } from '../errors'
  *   pending:{<state>}   one record per launch in progress (so two tabs never overwrite each other)
  *   used:{<state>}      single-use marker for a state
  *   session:{<sid>}     the session's completed launches (one read serves `ready()`), or where a
- *                       regenerated session id went (a forward) or joined (a link)
- *   aliases:{<sid>}     which EHR each bare patient id given to a page stands for (no secrets; outlives launches)
+ *                       regenerated session id went (a forward; `link` records of earlier versions are still read)
  *   lock:{<sid>}        the session's write lock (callback, refresh, logout)
  */
 export const keys = {
   pending: (state: string) => `pending:{${state}}`,
   used: (state: string) => `used:{${state}}`,
   session: (sessionId: string) => `session:{${sessionId}}`,
-  aliases: (sessionId: string) => `aliases:{${sessionId}}`,
   lock: (sessionId: string) => `lock:{${sessionId}}`,
 }
 
 export interface PendingLaunch {
   sessionId: string
   iss: string
-  codeVerifier: string
-  nonce: string | null
+  /**
+   * SHA-256 (base64url) of the secret that only the browser that started the launch holds (its launch cookie,
+   * SECURITY S34); null when the launch was started without one (SmartClient used without the middleware).
+   */
+  binding: string | null
+  /** The PKCE verifier and nonce; sealed (AES-256-GCM) when an encryption key is set. */
+  secrets: { codeVerifier: string; nonce: string | null } | { sealed: string }
   /** The discovery fields the callback needs, pinned at launch time. */
   smart: {
     issuer?: string
@@ -74,7 +77,12 @@ export interface LaunchRecord extends LaunchContext {
   completedAt: number
   /** Last time a request was served with this launch (idle timeout), to the touch interval's precision. */
   lastUsedAt: number
+  /** When its authorization started (the pending launch's creation): of two launches of one identity, the later wins. */
+  startedAt?: number
 }
+
+/** Why a launch ended, for the answer a page still selecting it gets (SESSION_EXPIRED with the reason). */
+export type EndReason = 'closed' | 'idle' | 'expired' | 'refused' | 'replaced'
 
 /** A session's completed launches. */
 export interface SessionRecord {
@@ -83,19 +91,23 @@ export interface SessionRecord {
   version: string
   /** Completed launches by launch id: one in single-launch mode, one per (EHR, patient) in multi-launch mode. */
   launches: Record<string, LaunchRecord>
+  /**
+   * The browser this session belongs to (SECURITY S34): the value of its browser cookie, which every callback
+   * that extends the session sends again. A request reaching the session through a forward, and a callback
+   * extending it, must carry it (or `proofs`). Absent on sessions made without the middleware.
+   */
+  browser?: string
+  /** SHA-256 of the launch cookies of launches completed into this session lately, with when: the proof of a concurrent tab. */
+  proofs?: Array<{ hash: string; at: number }>
+  /** Selectors of launches that ended, why and when (bounded): a page still naming one is told it ended. */
+  ended?: Record<string, { reason: EndReason; at: number }>
 }
 
 /**
- * Which EHR (normalised issuer) each bare patient id given to a page in this session stands for. Kept
- * apart from the launches because it outlives them: a page still holding a bare id must never be answered
- * for the same id from another EHR (ids repeat across EHRs). It holds no secret.
- */
-export type Aliases = Record<string, string>
-
-/**
- * A session id the browser left when the callback regenerated it: its in-flight requests may, for a short
- * grace, still reach the launches it held (`held`) — never a newer one — and its pending launches may
- * still complete into `to`.
+ * A session id the browser left when the callback regenerated it. When the session it moved to has a
+ * `browser`, only a request carrying that browser's cookie follows it (a lost or late Set-Cookie loses
+ * nothing); without one (SmartClient used directly), requests may, for a short grace, still reach the
+ * launches it held (`held`) — never a newer one.
  */
 export interface ForwardRecord {
   kind: 'forward'
@@ -104,7 +116,7 @@ export interface ForwardRecord {
   held: string[]
 }
 
-/** A session id made by a callback concurrent with another of the same browser: it shares that session. */
+/** A session id made by a callback concurrent with another of the same browser (written by earlier versions): it shares that session. */
 export interface LinkRecord {
   kind: 'link'
   to: string
@@ -131,6 +143,9 @@ export function readStoredSession(value: unknown): StoredSession | null {
     case 'session':
       if (typeof value.version !== 'string' || !isObject(value.launches)) throw broken('session')
       if (!Object.values(value.launches).every(isLaunch)) throw broken('session')
+      if (value.browser !== undefined && typeof value.browser !== 'string') throw broken('session')
+      if (value.proofs !== undefined && !(Array.isArray(value.proofs) && value.proofs.every((p) => isObject(p) && typeof p.hash === 'string' && typeof p.at === 'number'))) throw broken('session')
+      if (value.ended !== undefined && !(isObject(value.ended) && Object.values(value.ended).every((e) => isObject(e) && typeof e.reason === 'string' && typeof e.at === 'number'))) throw broken('session')
       return value as unknown as SessionRecord
     case 'forward':
       if (typeof value.to !== 'string' || typeof value.at !== 'number' || !Array.isArray(value.held)) throw broken('session')
@@ -143,15 +158,10 @@ export function readStoredSession(value: unknown): StoredSession | null {
   }
 }
 
-export function readAliases(value: unknown): Aliases {
-  if (value === undefined || value === null) return {}
-  if (!isObject(value) || !Object.values(value).every((iss) => typeof iss === 'string')) throw broken('session')
-  return value as Aliases
-}
-
 export function readPendingLaunch(value: unknown): PendingLaunch | null {
   if (value === undefined || value === null) return null
-  if (!isObject(value) || typeof value.sessionId !== 'string' || typeof value.iss !== 'string' || typeof value.codeVerifier !== 'string' || !isObject(value.smart)) {
+  if (!isObject(value) || typeof value.sessionId !== 'string' || typeof value.iss !== 'string' || !isObject(value.secrets) || !isObject(value.smart)
+    || (value.binding !== null && typeof value.binding !== 'string') || typeof value.createdAt !== 'number') {
     throw broken('launch')
   }
   return value as unknown as PendingLaunch
