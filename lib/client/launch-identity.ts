@@ -144,15 +144,23 @@ function endedError(reason: EndReason): SmartError {
   return new SmartError(reason === 'replaced' ? 'UNKNOWN_PATIENT' : 'SESSION_EXPIRED', message)
 }
 
-/** The launch `activePatient` names: its selector, or — the bare id a caller typed — the one live launch of that patient. */
+/** The launch `activePatient` names: its selector, or — the bare id a caller typed — the one live (else the one) launch of that patient. */
 function named(reachable: LaunchRecord[], activePatient: string, selection: Selection): LaunchRecord | undefined {
   const bySelector = reachable.find((launch) => launch.selector === activePatient)
   if (bySelector || !FHIR_ID.test(activePatient)) return bySelector
-  const byPatient = reachable.filter((launch) => launch.patient === activePatient && isLive(launch, selection.lifetimes, selection.now))
-  if (byPatient.length > 1) {
+  const byPatient = reachable.filter((launch) => launch.patient === activePatient)
+  const live = byPatient.filter((launch) => isLive(launch, selection.lifetimes, selection.now))
+  if (live.length > 1) {
     throw new SmartError('UNKNOWN_PATIENT', 'X-Active-Patient names a patient id that several EHRs launched; send the value the callback gave (?patient=)')
   }
-  return byPatient[0]
+  return live[0] ?? (byPatient.length === 1 ? byPatient[0] : undefined)
+}
+
+/** How the launch `activePatient` names ended, if the session remembers: by its selector, or the latest of a bare id's. */
+function endingOf(ended: NonNullable<SessionRecord['ended']>, activePatient: string): { reason: EndReason } | undefined {
+  if (Object.hasOwn(ended, activePatient)) return ended[activePatient]
+  if (!FHIR_ID.test(activePatient)) return undefined
+  return Object.entries(ended).filter(([selector]) => selector.startsWith(`${activePatient}_`)).map(([, ending]) => ending).sort((a, b) => b.at - a.at)[0]
 }
 
 /**
@@ -171,7 +179,7 @@ export function selectLaunch(record: SessionRecord | null, selection: Selection)
       if (!isLive(chosen, lifetimes, now)) throw endedError(lapseOf(chosen, lifetimes, now))
       return chosen
     }
-    const ending = Object.hasOwn(ended, selection.activePatient) ? ended[selection.activePatient] : undefined
+    const ending = endingOf(ended, selection.activePatient)
     if (ending) throw endedError(ending.reason)
     if (reachable.length === 0) throw noSession()
     throw new SmartError('UNKNOWN_PATIENT', selection.multiLaunch
