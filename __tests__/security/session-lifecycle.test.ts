@@ -78,17 +78,21 @@ describe('refresh lead time with short tokens', () => {
 })
 
 describe('nothing is left behind', () => {
-  it('S28 after the last launch ends, the store holds no session record (no tokens anywhere)', async () => {
+  it('S28 after the last launch ends, the store holds no launch and no token: only that it was closed', async () => {
     const inner = expressSessionStorage(new MemoryStore())
     const id = sid()
     const client = new SmartClient(id, inner, openConfig(), devOptions)
     await completeLaunch(ehr, context, client)
     expect(await inner.get(`session:{${id}}`)).toMatchObject({ kind: 'session' })
     await client.logout()
-    expect(await inner.get(`session:{${id}}`)).toBeUndefined()
+    const left = await inner.get(`session:{${id}}`)
+    expect(left).toMatchObject({ kind: 'session', launches: {} })
+    expect(Object.values((left as { ended: object }).ended)).toEqual([expect.objectContaining({ reason: 'closed' })])
+    await expect(client.ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED', message: expect.stringContaining('was closed') })
+    expect(JSON.stringify(left)).not.toMatch(/token/i)
   })
 
-  it('S33 after the last launch\'s refresh is refused, the store holds no session record', async () => {
+  it('S33 after the last launch\'s refresh is refused, the store holds no launch and no token: only that it was refused', async () => {
     const clock = testClock()
     const inner = expressSessionStorage(new MemoryStore())
     const id = sid()
@@ -101,7 +105,12 @@ describe('nothing is left behind', () => {
     const refused = new SmartClient(id, inner, openConfig(), { ...devOptions, now: clock.now, fetch: refusing })
     clock.advance(3600 * 1000)
     await expect(refused.ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED' })
-    expect(await inner.get(`session:{${id}}`)).toBeUndefined()
+    const left = await inner.get(`session:{${id}}`) as { launches: object; ended: Record<string, { reason: string }> }
+    expect(left.launches).toEqual({})
+    expect(Object.values(left.ended)).toEqual([expect.objectContaining({ reason: 'refused' })])
+    expect(JSON.stringify(left)).not.toMatch(/token/i)
+    // The page still naming it is told why it ended.
+    await expect(refused.ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED', message: expect.stringContaining('refused to refresh') })
   })
 })
 

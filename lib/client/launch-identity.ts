@@ -186,7 +186,10 @@ export function selectLaunch(record: SessionRecord | null, selection: Selection)
       ? 'The active patient was not launched in this session'
       : 'X-Active-Patient names another patient than the one this session was launched for')
   }
-  if (reachable.length === 0) throw noSession()
+  if (reachable.length === 0) {
+    const latest = Object.values(ended).sort((a, b) => b.at - a.at)[0]
+    throw latest ? endedError(latest.reason) : noSession()
+  }
   if (!selection.multiLaunch && Object.values(ended).some((ending) => ending.reason === 'replaced')) {
     throw new SmartError('ACTIVE_PATIENT_REQUIRED', 'This session\'s launch was replaced by a launch of another patient; send X-Active-Patient (the ?patient= value the page was opened with)')
   }
