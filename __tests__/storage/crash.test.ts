@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { createClient, type RedisClientType } from 'redis'
 import request from 'supertest'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
-import { launchedCookie, pathOf, sessionCookie } from '../helpers/app'
+import { launchedCookie, pathOf, withCookies } from '../helpers/app'
 import { useAppProcesses, type AppEnv, type AppInstance } from '../helpers/processes'
 
 jest.setTimeout(90_000)
@@ -63,7 +63,8 @@ async function waitFor(what: string, condition: () => Promise<boolean> | boolean
 
 /** The Redis key of the session's refresh lock: the session id is the signed cookie's `s:<sid>.<signature>`. */
 function lockKey(cookie: string): string {
-  const sid = decodeURIComponent(cookie.split('=')[1]).slice(2).split('.')[0]
+  const session = cookie.split('; ').find((pair) => pair.startsWith('connect.sid='))!
+  const sid = decodeURIComponent(session.split('=')[1]).slice(2).split('.')[0]
   return `${env.KEY_PREFIX}smart:lock:{${sid}}`
 }
 
@@ -145,13 +146,13 @@ describe('a process killed mid-refresh', () => {
     expect(refused.refreshGrants.refused - before.refreshGrants.refused).toBe(1)
     expect(ehr.stats.refreshGrants).toBe(granted + 1)
 
-    // The launch is gone: later requests are refused by every instance without a FHIR request or a grant.
+    // The launch is gone: later requests are refused by every instance, saying why, without a FHIR request or a grant.
     const [fresh] = await apps.start(1, env, { names: ['C'] })
     const fhirRequests = ehr.stats.fhirRequests
     for (const app of [survivor, fresh, survivor]) {
       const res = await readPatient(app, cookie, 'patient-3')
       expect(res.status).toBe(401)
-      expect(res.body.code).toBe('NO_SESSION')
+      expect(res.body).toMatchObject({ code: 'SESSION_EXPIRED', message: expect.stringContaining('refused to refresh') })
     }
     expect(ehr.stats.fhirRequests).toBe(fhirRequests)
     expect((await survivor.report()).refreshGrants).toEqual(refused.refreshGrants)
@@ -164,7 +165,7 @@ async function startLaunch(app: AppInstance, cookie: string | undefined, patient
   const query = new URL(ehr.launchUrl('http://app.test/launch', { patient })).search
   const req = request(app.url).get(`/launch${query}`)
   const res = await (cookie ? req.set('Cookie', cookie) : req).expect(302)
-  return { cookie: sessionCookie(res) ?? cookie!, callback: pathOf(await ehr.authorize(res.headers.location)) }
+  return { cookie: withCookies(cookie, res), callback: pathOf(await ehr.authorize(res.headers.location)) }
 }
 
 /** The patient a request with `selector` is served for (checked against the answer's headers), or the status. */
@@ -184,12 +185,11 @@ describe('c. concurrent tabs across two processes (concurrent-tabs.test.ts 3 and
     const tabA = await startLaunch(a, undefined, 'patient-1')
     const tabB = await startLaunch(a, tabA.cookie, 'patient-2')
     const [backA, backB] = await Promise.all([
-      request(a.url).get(tabA.callback).set('Cookie', tabA.cookie),
-      request(survivor.url).get(tabB.callback).set('Cookie', tabA.cookie),
+      request(a.url).get(tabA.callback).set('Cookie', tabB.cookie),
+      request(survivor.url).get(tabB.callback).set('Cookie', tabB.cookie),
     ])
     expect([backA.status, backB.status]).toEqual([302, 302])
-    for (const kept of [sessionCookie(backA)!, sessionCookie(backB)!]) {
-      expect(kept).not.toBe(tabA.cookie)
+    for (const kept of [withCookies(withCookies(tabB.cookie, backB), backA), withCookies(withCookies(tabB.cookie, backA), backB)]) {
       for (const app of [a, survivor]) {
         expect(await patientServed(app, kept, 'patient-1')).toBe('patient-1')
         expect(await patientServed(app, kept, 'patient-2')).toBe('patient-2')
@@ -199,16 +199,19 @@ describe('c. concurrent tabs across two processes (concurrent-tabs.test.ts 3 and
 
   it('a burst with the pre-callback cookie over A and B, while B runs another tab\'s callback, is answered 200 for its own patient', () => apps.explain(async () => {
     const tabA = await startLaunch(a, undefined, 'patient-1')
-    const cookie = sessionCookie(await request(a.url).get(tabA.callback).set('Cookie', tabA.cookie).expect(302))!
+    const cookie = withCookies(tabA.cookie, await request(a.url).get(tabA.callback).set('Cookie', tabA.cookie).expect(302))
     const tabB = await startLaunch(a, cookie, 'patient-2')
-    const burst = Array.from({ length: 10 }, (_, i) => patientServed(i % 2 ? survivor : a, cookie, 'patient-1'))
-    const [callback, ...answers] = await Promise.all([request(survivor.url).get(tabB.callback).set('Cookie', cookie), ...burst])
+    const burst = Array.from({ length: 10 }, (_, i) => patientServed(i % 2 ? survivor : a, tabB.cookie, 'patient-1'))
+    const [callback, ...answers] = await Promise.all([request(survivor.url).get(tabB.callback).set('Cookie', tabB.cookie), ...burst])
     expect(callback.status).toBe(302)
     expect(answers).toEqual(Array(10).fill('patient-1'))
-    // Within the grace the old id still reaches the launch it held — never the new one; the new cookie reaches both.
-    expect(await patientServed(a, cookie, 'patient-1')).toBe('patient-1')
-    expect(await patientServed(survivor, cookie, 'patient-2')).toBe(403)
-    const fresh = sessionCookie(callback)!
+    // The callback's answer lost: the old id with the browser's cookie reaches both launches, on both processes;
+    // without the browser's cookie (a planted copy of the id) nothing.
+    expect(await patientServed(a, tabB.cookie, 'patient-1')).toBe('patient-1')
+    expect(await patientServed(survivor, tabB.cookie, 'patient-2')).toBe('patient-2')
+    const planted = tabB.cookie.split('; ').filter((pair) => !pair.startsWith('smart-browser=')).join('; ')
+    expect(await patientServed(survivor, planted, 'patient-1')).toBe(401)
+    const fresh = withCookies(tabB.cookie, callback)
     expect(await patientServed(survivor, fresh, 'patient-1')).toBe('patient-1')
     expect(await patientServed(a, fresh, 'patient-2')).toBe('patient-2')
   }))
