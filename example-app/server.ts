@@ -41,13 +41,15 @@ export async function createExampleApp(settings: ExampleSettings): Promise<{ app
 
   const app = express()
   app.disable('x-powered-by')
+  const secure = settings.publicUrl.startsWith('https:')
   app.use(session({
-    name: 'example.sid',
+    // `__Host-` (Secure, Path=/, no Domain): no page of a subdomain can plant or overwrite it. Plain http (local only) cannot use it.
+    name: secure ? '__Host-example.sid' : 'example.sid',
     store: failFastStore(store, { timeoutMs: 3000 }),
     secret: settings.sessionSecret,
     resave: false,
     saveUninitialized: false,
-    cookie: { httpOnly: true, sameSite: 'lax', secure: settings.publicUrl.startsWith('https:') },
+    cookie: { httpOnly: true, sameSite: 'lax', secure },
   }))
   app.get('/launch', smartLaunch(smart))
   // Opened outside the EHR: "Sign in with <EHR>" starts a standalone launch (the EHR's patient picker).

@@ -5,6 +5,8 @@ import { $, ageInYears, bannerName, capitalise, displayName, el, formatDate, for
 import { renderVitals } from './vitals-chart.js'
 
 const STORAGE_KEY = 'activePatient'
+// The EHR (X-Smart-Iss) this tab's launch came from, pinned at its first answer.
+const EHR_KEY = 'activeEhr'
 // These answers mean the session cannot serve this tab: only a new launch from the EHR helps.
 const RELAUNCH_CODES = ['NO_SESSION', 'SESSION_EXPIRED', 'UNKNOWN_PATIENT', 'ACTIVE_PATIENT_REQUIRED', 'WRONG_PATIENT']
 
@@ -12,13 +14,15 @@ const RELAUNCH_CODES = ['NO_SESSION', 'SESSION_EXPIRED', 'UNKNOWN_PATIENT', 'ACT
 
 /**
  * Moves `?patient=` from the URL into this tab's sessionStorage; returns the tab's value or null. The value
- * selects this tab's launch: the patient id, or an opaque handle when another EHR launched the same id.
+ * selects this tab's launch: `<patient id>_<EHR tag>`, or the bare patient id in an app of one EHR.
  */
 function takeActivePatient() {
   const url = new URL(window.location.href)
   const fromUrl = url.searchParams.get('patient')
   if (fromUrl) {
     sessionStorage.setItem(STORAGE_KEY, fromUrl)
+    // A new launch in this tab: its EHR is pinned again at its first answer.
+    sessionStorage.removeItem(EHR_KEY)
     url.searchParams.delete('patient')
     // Keep the id out of bookmarks, history and shared links.
     history.replaceState(history.state, '', url.pathname + url.search + url.hash)
@@ -52,8 +56,8 @@ async function api(path, patient) {
     throw new ApiError(0, 'NETWORK', 'The app could not be reached. Check the connection and try again.')
   }
   const body = await response.json().catch(() => undefined)
-  // Every answer names the launch it was served for: anything but this tab's is never shown.
-  if (response.ok && response.headers.get('X-Active-Patient') !== patient) {
+  // Every answer names the launch it was served for — selector, patient and EHR: anything but this tab's is never shown.
+  if (response.ok && !isThisTabs(response.headers, patient)) {
     throw new ApiError(response.status, 'WRONG_PATIENT', 'The app answered for another patient than this tab\'s.')
   }
   if (!response.ok) {
@@ -65,6 +69,20 @@ async function api(path, patient) {
   return { body, fhirServer: response.headers.get('X-Smart-Iss') }
 }
 
+/**
+ * Whether an answer was served for this tab's launch: the echo of its selector, the patient the selector names
+ * (its part before `_`), and the EHR of the tab's first answer (pinned in sessionStorage).
+ */
+function isThisTabs(headers, patient) {
+  if (headers.get('X-Active-Patient') !== patient) return false
+  const patientId = patient.split('_')[0]
+  if (patientId && headers.get('X-Smart-Patient') !== patientId) return false
+  const iss = headers.get('X-Smart-Iss')
+  const pinned = sessionStorage.getItem(EHR_KEY)
+  if (pinned === null && iss) sessionStorage.setItem(EHR_KEY, iss)
+  return pinned === null || pinned === iss
+}
+
 /** Ends this tab's launch at the app (its tokens are revoked) and forgets the tab's patient. */
 async function closePatient(patient) {
   $('close-patient').disabled = true
@@ -72,6 +90,7 @@ async function closePatient(patient) {
     await fetch('/logout', { method: 'POST', credentials: 'same-origin', headers: { 'X-Active-Patient': patient } })
   } finally {
     sessionStorage.removeItem(STORAGE_KEY)
+    sessionStorage.removeItem(EHR_KEY)
     showRelaunch('closed')
   }
 }

@@ -102,7 +102,7 @@ export function addLaunch(record: SessionRecord | null, added: CompletedLaunch, 
     const byUse = Object.values(kept).sort((a, b) => a.lastUsedAt - b.lastUsedAt)
     for (const old of byUse.slice(0, Math.max(0, byUse.length - (MAX_LAUNCHES_PER_SESSION - 1)))) {
       delete kept[old.id]
-      ending[old.selector] = { reason: 'closed', at: opts.now }
+      ending[old.selector] = { reason: 'evicted', at: opts.now }
     }
   } else {
     for (const old of Object.values(launches)) if (old.selector !== launch.selector) ending[old.selector] = { reason: 'replaced', at: opts.now }
@@ -132,6 +132,7 @@ export interface Selection {
 
 const ENDINGS: Record<EndReason, string> = {
   closed: 'was closed',
+  evicted: `was closed to make room for newer launches (at most ${MAX_LAUNCHES_PER_SESSION} per browser session)`,
   idle: 'ended after being idle too long',
   expired: 'reached the end of its lifetime',
   refused: 'ended when the EHR refused to refresh it',

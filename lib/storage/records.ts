@@ -82,7 +82,7 @@ export interface LaunchRecord extends LaunchContext {
 }
 
 /** Why a launch ended, for the answer a page still selecting it gets (SESSION_EXPIRED with the reason). */
-export type EndReason = 'closed' | 'idle' | 'expired' | 'refused' | 'replaced'
+export type EndReason = 'closed' | 'evicted' | 'idle' | 'expired' | 'refused' | 'replaced'
 
 /** A session's completed launches. */
 export interface SessionRecord {
