@@ -197,16 +197,21 @@ describe.each(sessionKinds)('two EHRs launching the same patient id, sessions in
     }
   })
 
-  it('an answer naming another launch than the tab\'s is never shown: the page asks for a relaunch', async () => {
+  // The echo alone is not enough (issue 19: a re-bound selector echoed the page's own value): the EHR and patient are checked too.
+  it.each([
+    ['another selector', 'x-active-patient', 'patient-3'],
+    ['another EHR, the same selector', 'x-smart-iss', 'http://127.0.0.1:1/fhir'],
+    ['another patient, the same selector', 'x-smart-patient', 'patient-3'],
+  ])('an answer naming another launch than the tab\'s (%s) is never shown: the page asks for a relaunch', async (_case, header, value) => {
     const context = await browser.newContext()
     try {
       const ehrPage = await context.newPage()
       await ehrPage.goto(example.ehrHome)
       const tab = await launchFromEhr(context, ehrPage, 'patient-2')
       await bannerOf(tab)
-      await tab.route('**/api/patient', async (route) => {
+      await tab.route('**/api/**', async (route) => {
         const response = await route.fetch()
-        await route.fulfill({ response, headers: { ...response.headers(), 'x-active-patient': 'patient-3' } })
+        await route.fulfill({ response, headers: { ...response.headers(), [header]: value } })
       })
       await tab.reload()
       await tab.waitForSelector('#relaunch', { state: 'visible' })

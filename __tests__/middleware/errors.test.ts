@@ -232,30 +232,52 @@ describe('503 STORAGE_UNAVAILABLE', () => {
     expect(seen()).toMatchObject({ code: 'STORAGE_UNAVAILABLE', message: 'The session store did not answer a session write within 200 ms' })
   })
 
-  it('S22 the session id a callback left lives on for the 10 s grace only; failing to shorten it does not fail the callback', async () => {
+  it('S22 the session id a callback left lives on for 10 minutes only; failing to shorten it does not fail the callback', async () => {
     const store = new MemoryStore()
     const agent = request.agent(testApp({ store, jsonErrors: true }))
+    const sidOf = (res: request.Response) => /connect\.sid=s%3A([^.;]+)\./.exec(String(res.headers['set-cookie']))![1]
+    const stored = (sid: string) => new Promise<{ expiresIn: number; originalMaxAge: unknown }>((resolve) => store.get(sid, (_err, data) =>
+      resolve({ expiresIn: Date.parse(String(data?.cookie.expires)) - Date.now(), originalMaxAge: data?.cookie.originalMaxAge })))
+    const TEN_MINUTES = 600_000
     const launch = await agent.get(`/launch${launchQuery()}`).expect(302)
-    const oldSid = /connect\.sid=s%3A([^.;]+)\./.exec(String(launch.headers['set-cookie']))![1]
-    const expiresIn = () => new Promise<number>((resolve) => store.get(oldSid, (_err, data) => resolve(Date.parse(String(data?.cookie.expires)) - Date.now())))
-    // A browser-session cookie: the store keeps it without expiry until the callback retires it.
-    expect(await expiresIn()).toBeNaN()
+    const first = sidOf(launch)
+    // A session that has not completed a callback lives as long as a pending launch.
+    expect((await stored(first)).expiresIn).toBeGreaterThan(TEN_MINUTES - 10_000)
+    expect((await stored(first)).expiresIn).toBeLessThanOrEqual(TEN_MINUTES)
     const back = await ehr.authorize(launch.headers.location)
-    await agent.get(`${back.pathname}${back.search}`).expect(302)
-    expect(await expiresIn()).toBeGreaterThan(5_000)
-    expect(await expiresIn()).toBeLessThanOrEqual(10_000)
+    const called = await agent.get(`${back.pathname}${back.search}`).expect(302)
+    const launched = sidOf(called)
+    expect(launched).not.toBe(first)
+    expect(await stored(first)).toEqual({ expiresIn: expect.any(Number), originalMaxAge: TEN_MINUTES })
+    expect((await stored(first)).expiresIn).toBeLessThanOrEqual(TEN_MINUTES)
+    // A launched session has the app's cookie: a browser-session cookie, which the store keeps without expiry…
+    expect((await stored(launched)).expiresIn).toBeNaN()
+    const again = await agent.get(`/launch${launchQuery('patient-2')}`).expect(302)
+    expect((await stored(launched)).expiresIn).toBeNaN()
+    const backAgain = await ehr.authorize(again.headers.location)
+    const selector = new URL((await agent.get(`${backAgain.pathname}${backAgain.search}`).expect(302)).headers.location, 'http://app.test').searchParams.get('patient')!
+    // …until a callback retires it: 10 minutes (expiry and original max age, which express-session's touch restores).
+    const retired = await stored(launched)
+    expect(retired.expiresIn).toBeGreaterThan(TEN_MINUTES - 10_000)
+    expect(retired.expiresIn).toBeLessThanOrEqual(TEN_MINUTES)
+    expect(retired.originalMaxAge).toBe(TEN_MINUTES)
+    expect((await agent.get('/api/context').set('X-Active-Patient', selector)).body.patient).toMatchObject({ id: 'patient-2' })
 
     // Another launch, whose old id cannot be written again: the callback completes all the same.
-    const second = await agent.get(`/launch${launchQuery('patient-2')}`).expect(302)
+    const third = await agent.get(`/launch${launchQuery('patient-3')}`).expect(302)
     // Every session id the store holds now (the one to be retired among them) can no longer be written.
     const set = store.set.bind(store)
     const existing = await new Promise<string[]>((resolve) => store.all!((_err, all) => resolve(Object.keys(all ?? {}))))
     store.set = (sid, data, cb) => (existing.includes(sid) && !sid.startsWith('smart:') ? cb?.(new Error('READONLY')) : set(sid, data, cb))
-    const back2 = await ehr.authorize(second.headers.location)
-    const res = await agent.get(`${back2.pathname}${back2.search}`)
+    const back3 = await ehr.authorize(third.headers.location)
+    const res = await agent.get(`${back3.pathname}${back3.search}`)
     store.set = set
     expect(res.status).toBe(302)
-    expect((await agent.get('/api/context')).body.patient).toMatchObject({ id: 'patient-2' })
+    const page = new URL(res.headers.location, 'http://app.test').searchParams.get('patient')!
+    expect((await agent.get('/api/context').set('X-Active-Patient', page)).body.patient).toMatchObject({ id: 'patient-3' })
+    // Single-launch mode: the replaced launch's page gets no answer for patient-3, nor does a request naming none.
+    expect((await agent.get('/api/context').set('X-Active-Patient', selector)).status).toBe(403)
+    expect((await agent.get('/api/context')).body.code).toBe('ACTIVE_PATIENT_REQUIRED')
   })
 
   it('S22 a callback that fails after regenerating the session id leaves the browser its session: no new cookie, earlier launches kept', async () => {

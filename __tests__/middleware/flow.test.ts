@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Store } from 'express-session'
 import request from 'supertest'
 import { createMockEhr, launchAs, type MockEhr } from '../../lib/testing'
@@ -11,6 +12,9 @@ afterAll(() => ehr.close())
 function launchQuery(context: { patient: string; encounter?: string }): string {
   return new URL(ehr.launchUrl('http://app.test/launch', context)).search
 }
+
+/** The selector the callback gives a page of `patient` (issue 19): `<patient>_<12 chars of the issuer's SHA-256>`, testApp trusting any EHR. */
+const selectorOf = (patient: string) => `${patient}_${createHash('sha256').update(ehr.iss.replace(/\/$/, '')).digest('base64url').slice(0, 12)}`
 
 function cookieOf(res: request.Response): string {
   const header = ([] as string[]).concat(res.headers['set-cookie'] ?? [])
@@ -32,7 +36,8 @@ describe.each(storeKinds())('middleware flow over %s', (_name, kind) => {
     const back = await ehr.authorize(launch.headers.location)
     expect(back.pathname).toBe('/callback')
     const callback = await agent.get(`${back.pathname}${back.search}`).expect(302)
-    expect(callback.headers.location).toBe('/app')
+    // Single-launch mode too, the redirect carries the page's selector.
+    expect(callback.headers.location).toBe(`/app?patient=${selectorOf('patient-1')}`)
 
     const context = await agent.get('/api/context').expect(200)
     expect(context.body).toMatchObject({ patient: { id: 'patient-1' }, encounter: { id: 'patient-1-encounter-1' }, fhirServer: ehr.iss })
@@ -54,21 +59,38 @@ describe.each(storeKinds())('middleware flow over %s', (_name, kind) => {
   })
 
   it('S23 cookies of the documented setup are HttpOnly and SameSite=Lax', async () => {
-    const launch = await request(testApp({ store })).get(`/launch${launchQuery({ patient: 'patient-1' })}`).expect(302)
+    const agent = request.agent(testApp({ store }))
+    const launch = await agent.get(`/launch${launchQuery({ patient: 'patient-1' })}`).expect(302)
     const cookie = cookieOf(launch)
     expect(cookie).toMatch(/;\s*HttpOnly/i)
     expect(cookie).toMatch(/;\s*SameSite=Lax/i)
+    // The launch cookie and, after the callback, the browser cookie are set alike.
+    const back = await ehr.authorize(launch.headers.location)
+    const callback = await agent.get(`${back.pathname}${back.search}`).expect(302)
+    const smartCookies = [launch, callback].flatMap((res) => ([] as string[]).concat(res.headers['set-cookie'] ?? [])).filter((c) => c.startsWith('smart-'))
+    expect(smartCookies.map((c) => c.split('=')[0])).toEqual(expect.arrayContaining([expect.stringMatching(/^smart-launch-/), 'smart-browser']))
+    for (const set of smartCookies) {
+      expect(set).toMatch(/;\s*HttpOnly/i)
+      expect(set).toMatch(/;\s*SameSite=Lax/i)
+    }
   })
 
   it('single-launch: a second launch replaces the first; X-Active-Patient naming the first is refused (403), never answered with the second', async () => {
-    const agent = request.agent(testApp({ store }))
-    await launchAs(agent, ehr, { patient: 'patient-1' })
-    await launchAs(agent, ehr, { patient: 'patient-2' })
-    expect((await agent.get('/api/context').expect(200)).body.patient.id).toBe('patient-2')
+    const agent = request.agent(testApp({ store, jsonErrors: true }))
+    const first = await launchAs(agent, ehr, { patient: 'patient-1' })
+    const second = await launchAs(agent, ehr, { patient: 'patient-2' })
+    expect([first.patient, second.patient]).toEqual([selectorOf('patient-1'), selectorOf('patient-2')])
+    expect((await agent.get('/api/context').set('X-Active-Patient', second.patient).expect(200)).body.patient.id).toBe('patient-2')
     expect((await agent.get('/api/context').set('X-Active-Patient', 'patient-2').expect(200)).body.patient.id).toBe('patient-2')
-    const refused = await agent.get('/api/context').set('X-Active-Patient', 'patient-1')
-    expect(refused.status).toBe(403)
-    expect(refused.text).not.toContain('patient-2')
+    for (const selector of [first.patient, 'patient-1']) {
+      const refused = await agent.get('/api/context').set('X-Active-Patient', selector)
+      expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 403, code: 'UNKNOWN_PATIENT' })
+      expect(refused.text).not.toContain('patient-2')
+    }
+    // A request without the header may come from the first page: refused, never answered with the second.
+    const unnamed = await agent.get('/api/context')
+    expect({ status: unnamed.status, code: unnamed.body.code }).toEqual({ status: 400, code: 'ACTIVE_PATIENT_REQUIRED' })
+    expect(unnamed.text).not.toContain('patient-2')
   })
 
   describe('multi-launch: two tabs in one browser session', () => {
@@ -78,8 +100,11 @@ describe.each(storeKinds())('middleware flow over %s', (_name, kind) => {
       const tabB = await agent.get(`/launch${launchQuery({ patient: 'patient-2' })}`).expect(302)
       const backA = await ehr.authorize(tabA.headers.location)
       const backB = await ehr.authorize(tabB.headers.location)
-      expect((await agent.get(`${backB.pathname}${backB.search}`).expect(302)).headers.location).toBe('/app?patient=patient-2')
-      expect((await agent.get(`${backA.pathname}${backA.search}`).expect(302)).headers.location).toBe('/app?patient=patient-1')
+      expect((await agent.get(`${backB.pathname}${backB.search}`).expect(302)).headers.location).toBe(`/app?patient=${selectorOf('patient-2')}`)
+      expect((await agent.get(`${backA.pathname}${backA.search}`).expect(302)).headers.location).toBe(`/app?patient=${selectorOf('patient-1')}`)
+      for (const patient of ['patient-1', 'patient-2']) {
+        expect((await agent.get('/api/context').set('X-Active-Patient', selectorOf(patient)).expect(200)).body.patient.id).toBe(patient)
+      }
 
       expect((await agent.get('/api/context').set('X-Active-Patient', 'patient-1').expect(200)).body.patient.id).toBe('patient-1')
       expect((await agent.get('/api/context').set('X-Active-Patient', 'patient-2').expect(200)).body.patient.id).toBe('patient-2')
@@ -131,8 +156,9 @@ describe.each(storeKinds())('middleware flow over %s', (_name, kind) => {
   it('works mounted under a sub-path router', async () => {
     const agent = request.agent(testApp({ store, mountAt: '/smart' }))
     const { patient } = await launchAs(agent, ehr, { patient: 'patient-2' }, { launchPath: '/smart/launch' })
-    expect(patient).toBe('patient-2')
+    expect(patient).toBe(selectorOf('patient-2'))
     expect((await agent.get('/smart/api/context').expect(200)).body.patient.id).toBe('patient-2')
+    expect((await agent.get('/smart/api/context').set('X-Active-Patient', patient).expect(200)).body.patient.id).toBe('patient-2')
     await request.agent(testApp({ store, mountAt: '/smart' })).get('/smart/api/context').expect(401)
   })
 })

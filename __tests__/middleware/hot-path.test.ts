@@ -1,6 +1,7 @@
 // Issue 10: a protected request costs no store read beyond express-session's own look-up while the access
 // token is fresh — and every guarantee still holds across app instances: a logout or a refused refresh on one
 // instance is seen by every instance on the next request; a refresh on one is used by the others.
+import { createHash } from 'node:crypto'
 import type { Express } from 'express'
 import type { Store } from 'express-session'
 import request from 'supertest'
@@ -13,6 +14,9 @@ import { storeKinds, storeSet } from '../helpers/stores'
 let ehr: MockEhr
 beforeAll(async () => (ehr = await createMockEhr()))
 afterAll(() => ehr.close())
+
+/** The page's selector of a launch of `patient` by the mock EHR, testApp trusting any EHR (issue 19): `<patient>_<issuer tag>`. */
+const selectorOf = (patient: string) => `${patient}_${createHash('sha256').update(ehr.iss.replace(/\/$/, '')).digest('base64url').slice(0, 12)}`
 
 function countingReads(inner: SmartStorage): { storage: SmartStorage; reads: string[] } {
   const reads: string[] = []
@@ -33,7 +37,7 @@ describe.each(storeKinds())('the hot path over %s', (_name, kind) => {
   async function twoInstances(options: SmartClientOptions = {}): Promise<Array<{ app: Express; reads: string[] }>> {
     return Promise.all([store, await newStore()].map((s) => {
       const { storage, reads } = countingReads(expressSessionStorage(s))
-      return { app: testApp({ store: s, storage, options }), reads }
+      return { app: testApp({ store: s, storage, options, jsonErrors: true }), reads }
     }))
   }
 
@@ -50,11 +54,15 @@ describe.each(storeKinds())('the hot path over %s', (_name, kind) => {
   it('a logout on one instance is seen by the other on the next request', async () => {
     const [a, b] = await twoInstances({ enableMultiLaunch: true })
     const cookie = await launchedCookie(a.app, ehr, { patient: 'patient-2' }, await launchedCookie(a.app, ehr, { patient: 'patient-1' }))
-    const ask = (app: Express, patient: string) => request(app).get('/api/context').set('Cookie', cookie).set('X-Active-Patient', patient)
+    const ask = (app: Express, patient: string) => request(app).get('/api/context').set('Cookie', cookie).set('X-Active-Patient', selectorOf(patient))
     // Instance B serves the session twice (its copy is warm and the session carries its version).
     for (let i = 0; i < 2; i++) await ask(b.app, 'patient-1').expect(200)
-    await request(a.app).post('/logout').set('Cookie', cookie).set('X-Active-Patient', 'patient-1').expect(204)
-    expect((await ask(b.app, 'patient-1')).status).toBe(403)
+    await request(a.app).post('/logout').set('Cookie', cookie).set('X-Active-Patient', selectorOf('patient-1')).expect(204)
+    // The closed launch's page is told it was closed (401), never served from B's copy.
+    const closed = await ask(b.app, 'patient-1')
+    expect({ status: closed.status, code: closed.body.code, message: closed.body.message }).toEqual({
+      status: 401, code: 'SESSION_EXPIRED', message: 'The launch this page was opened for was closed; launch the app again from the EHR',
+    })
     expect((await ask(b.app, 'patient-2').expect(200)).body.patient.id).toBe('patient-2')
   })
 
@@ -66,10 +74,12 @@ describe.each(storeKinds())('the hot path over %s', (_name, kind) => {
     const cookie = await launchedCookie(a.app, ehr, { patient: 'patient-2' })
     await request(b.app).get('/api/context').set('Cookie', cookie).expect(200)
     await request(b.app).get('/api/context').set('Cookie', cookie).expect(200)
-    const refusingApp = testApp({ store, options: { now: clock.now, fetch: refusing } })
+    const refusingApp = testApp({ store, options: { now: clock.now, fetch: refusing }, jsonErrors: true })
     clock.advance(3600 * 1000)
-    expect((await request(refusingApp).get('/api/context').set('Cookie', cookie)).status).toBe(401)
-    expect((await request(b.app).get('/api/context').set('Cookie', cookie)).status).toBe(401)
+    const refused = await request(refusingApp).get('/api/context').set('Cookie', cookie)
+    expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 401, code: 'SESSION_EXPIRED' })
+    const seen = await request(b.app).get('/api/context').set('Cookie', cookie)
+    expect({ status: seen.status, code: seen.body.code }).toEqual({ status: 401, code: 'SESSION_EXPIRED' })
   })
 
   it('a refresh through a FHIR 401 on one instance is used by the other (one refresh grant)', async () => {
@@ -91,8 +101,10 @@ describe.each(storeKinds())('the hot path over %s', (_name, kind) => {
     const cookie = await launchedCookie(a.app, ehr, { patient: 'patient-1' })
     await request(a.app).get('/api/context').set('Cookie', cookie).expect(200)
     await request(b.app).get('/api/context').set('Cookie', cookie).expect(200)
-    const sid = decodeURIComponent(cookie.split('=')[1]).slice(2).split('.')[0]
+    // The cookie is the browser's whole jar (session and browser cookies): the session id is connect.sid's.
+    const sid = /(?:^|;\s*)connect\.sid=s%3A([^.;]+)\./.exec(cookie)![1]
     const before = await new Promise<unknown>((resolve, reject) => store.get(sid, (err, data) => (err ? reject(err) : resolve(data))))
+    expect(before).toMatchObject({ smartOnFhir: expect.anything() })
     await request(a.app).post('/logout').set('Cookie', cookie).expect(204)
     // An app route that loaded the session before the logout saves it after: the old version is back.
     await storeSet(store, sid, before as never)

@@ -1,5 +1,6 @@
 // Issue 13: standalone launch — the app opened outside the EHR. smartLogin() starts it, smartCallback()
 // completes it like an EHR launch. Security items apply unchanged.
+import { createHash } from 'node:crypto'
 import type { Store } from 'express-session'
 import request from 'supertest'
 import { expressSessionStorage } from '../../lib'
@@ -12,6 +13,12 @@ beforeAll(async () => (ehr = await createMockEhr()))
 afterAll(() => ehr.close())
 
 const USER_SCOPE = 'openid fhirUser launch user/*.rs offline_access'
+
+/**
+ * The selector of a launch of `patient` (none: '') by the mock EHR in an app trusting any EHR (issue 19):
+ * `<patient>_<12 base64url chars of the issuer's SHA-256>`, computed here independently of the library.
+ */
+const selectorOf = (patient: string | null) => `${patient ?? ''}_${createHash('sha256').update(ehr.iss.replace(/\/$/, '')).digest('base64url').slice(0, 12)}`
 
 describe.each(storeKinds())('smartLogin over %s', (_name, kind) => {
   let store: Store
@@ -53,13 +60,13 @@ describe.each(storeKinds())('smartLogin over %s', (_name, kind) => {
     expect({ status: insecure.status, code: insecure.body.code }).toEqual({ status: 400, code: 'INSECURE_ISSUER' })
   })
 
-  it('a standalone launch with user-level scopes only gives a ReadyClient without patient (multi-launch: selected by a handle)', async () => {
+  it('a standalone launch with user-level scopes only gives a ReadyClient without patient (multi-launch: selected by _<EHR tag>)', async () => {
     const agent = request.agent(testApp({ store, config: { scope: USER_SCOPE }, options: { enableMultiLaunch: true } }))
     const login = await agent.get(`/login?iss=${encodeURIComponent(ehr.iss)}`).expect(302)
     const back = await ehr.authorize(login.headers.location)
     const landing = new URL((await agent.get(pathOf(back)).expect(302)).headers.location, 'http://app.test')
     const selector = landing.searchParams.get('patient')!
-    expect(selector).toMatch(/^launch_/)
+    expect(selector).toBe(selectorOf(null))
     const context = await agent.get('/api/context').set('X-Active-Patient', selector).expect(200)
     expect(context.body).toMatchObject({ patient: null, fhirServer: ehr.iss, user: { resourceType: 'Practitioner' } })
     expect(context.headers['x-smart-patient']).toBeUndefined()
@@ -68,7 +75,7 @@ describe.each(storeKinds())('smartLogin over %s', (_name, kind) => {
   it.each([['single-launch', false], ['multi-launch', true]] as const)('%s: the patient chosen at the EHR\'s picker is the launch\'s patient, with its FHIR data and no other', async (_mode, multi) => {
     const agent = request.agent(testApp({ store, options: { enableMultiLaunch: multi } }))
     const { patient } = await loginAs(agent, ehr, { patient: 'patient-2' })
-    expect(patient).toBe('patient-2')
+    expect(patient).toBe(selectorOf('patient-2'))
     const context = await agent.get('/api/context').set('X-Active-Patient', patient!).expect(200)
     expect(context.body).toMatchObject({ patient: { id: 'patient-2' }, encounter: null, needPatientBanner: true, fhirServer: ehr.iss })
     expect((await agent.get('/api/patient').set('X-Active-Patient', patient!).expect(200)).body.id).toBe('patient-2')
@@ -77,12 +84,16 @@ describe.each(storeKinds())('smartLogin over %s', (_name, kind) => {
 
   it('multi-launch: standalone logins and EHR launches add launches under the same identity rules', async () => {
     const agent = request.agent(testApp({ store, options: { enableMultiLaunch: true } }))
-    expect((await loginAs(agent, ehr, { patient: 'patient-1' })).patient).toBe('patient-1')
-    expect((await launchAs(agent, ehr, { patient: 'patient-3' })).patient).toBe('patient-3')
+    expect((await loginAs(agent, ehr, { patient: 'patient-1' })).patient).toBe(selectorOf('patient-1'))
+    expect((await launchAs(agent, ehr, { patient: 'patient-3' })).patient).toBe(selectorOf('patient-3'))
     // The same EHR and patient again: the same launch identity, the same value.
-    expect((await launchAs(agent, ehr, { patient: 'patient-1' })).patient).toBe('patient-1')
+    expect((await launchAs(agent, ehr, { patient: 'patient-1' })).patient).toBe(selectorOf('patient-1'))
     for (const patient of ['patient-1', 'patient-3']) {
-      expect((await agent.get('/api/context').set('X-Active-Patient', patient).expect(200)).body.patient.id).toBe(patient)
+      // The page's selector, or the bare id (one EHR launched it): the same launch.
+      for (const sent of [selectorOf(patient), patient]) {
+        const res = await agent.get('/api/context').set('X-Active-Patient', sent).expect(200)
+        expect({ patient: res.body.patient.id, echo: res.headers['x-active-patient'] }).toEqual({ patient, echo: selectorOf(patient) })
+      }
     }
     await agent.get('/api/context').expect(400)
   })

@@ -25,7 +25,7 @@ export function authorizingMiddleware(
       const binding = newLaunchSecret()
       const { redirectUrl } = await start(client, req.query as Record<string, unknown>, { binding })
       const state = new URL(redirectUrl).searchParams.get('state') ?? ''
-      if (!hasLaunched(session)) session.cookie.maxAge = PENDING_LAUNCH_TTL_SECONDS * 1000
+      if (!hasLaunched(session) && session.cookie) session.cookie.maxAge = PENDING_LAUNCH_TTL_SECONDS * 1000
       markSession(session, Date.now())
       for (const evicted of trackPendingLaunch(session, state)) {
         await client.cancelLaunch(evicted)
