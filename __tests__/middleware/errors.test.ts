@@ -3,7 +3,7 @@ import { MemoryStore, type Store } from 'express-session'
 import request from 'supertest'
 import { SmartError, expressSessionStorage, failFastStore, smartCallback, smartLaunch, type SmartStorage } from '../../lib'
 import { createMockEhr, launchAs, type MockEhr } from '../../lib/testing'
-import { testApp } from '../helpers/app'
+import { testApp, withCookies } from '../helpers/app'
 import { openConfig, rewritingTokenResponses, testClock } from '../helpers/smart'
 import { storeKinds } from '../helpers/stores'
 
@@ -344,7 +344,8 @@ describe('misconfiguration', () => {
     const { seen } = capturingErrors(app)
     const launch = await request(app).get(`/launch${launchQuery()}`).expect(302)
     const back = await ehr.authorize(launch.headers.location)
-    await request(app).get(`${back.pathname}${back.search}`).expect(500)
+    // The browser's launch cookie comes back with it: the state and browser are verified before the session id is regenerated.
+    await request(app).get(`${back.pathname}${back.search}`).set('Cookie', withCookies(undefined, launch)).expect(500)
     expect(seen()).toMatchObject({ code: 'MISCONFIGURED', message: 'smartCallback() needs express-session (its store has no generate())' })
   })
 
