@@ -16,27 +16,29 @@ export const OUR_ROUTES: LaunchRoutes = { launch: '/launch', check: '/protected'
 export const FHIRCLIENT_ROUTES: LaunchRoutes = { launch: '/fc/launch', check: '/fc/protected' }
 
 /**
- * A browser's cookie jar: every cookie the app set, sent back as one `Cookie` header. The library's launch
- * cookie (`smart-launch-…`) must reach the callback and its browser cookie (`smart-browser`) later requests,
- * besides the session cookie; a Set-Cookie with an empty value or Max-Age=0 deletes.
+ * A browser's cookies after an answer: `cookie` (a `Cookie` header) with `setCookies` applied — every cookie the
+ * app sets (session, the library's launch and browser cookies); an empty value or Max-Age=0 deletes.
  */
-class CookieJar {
-  readonly #cookies = new Map<string, string>()
-
-  get header(): string {
-    return [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; ')
+export function applySetCookies(cookie: string, setCookies: string[]): string {
+  const jar = new Map(cookie.split('; ').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)] as const))
+  for (const setCookie of setCookies) {
+    const [pair, ...attributes] = setCookie.split(';')
+    const at = pair.indexOf('=')
+    if (at <= 0) continue
+    const name = pair.slice(0, at).trim()
+    const value = pair.slice(at + 1).trim()
+    if (value === '' || attributes.some((attribute) => /^\s*max-age=0\s*$/i.test(attribute))) jar.delete(name)
+    else jar.set(name, value)
   }
+  return [...jar].map(([name, value]) => `${name}=${value}`).join('; ')
+}
+
+/** A browser's cookie jar, sent back as one `Cookie` header. */
+class CookieJar {
+  header = ''
 
   update(res: Response): void {
-    for (const setCookie of res.headers.getSetCookie()) {
-      const [pair, ...attributes] = setCookie.split(';')
-      const at = pair.indexOf('=')
-      if (at <= 0) continue
-      const name = pair.slice(0, at).trim()
-      const value = pair.slice(at + 1).trim()
-      if (value === '' || attributes.some((attribute) => /^\s*max-age=0\s*$/i.test(attribute))) this.#cookies.delete(name)
-      else this.#cookies.set(name, value)
-    }
+    this.header = applySetCookies(this.header, res.headers.getSetCookie())
   }
 }
 

@@ -5,6 +5,7 @@
  * answer against it: the status, `X-Active-Patient`, `X-Smart-Patient` and the body.
  */
 import type { MockEhr } from '../lib/testing'
+import { applySetCookies } from './launch'
 
 export interface Instance {
   name: string
@@ -99,7 +100,8 @@ export class Browser {
         method, redirect: 'manual', signal: AbortSignal.timeout(30_000), headers: { ...headers, ...(cookie ? { cookie } : {}) },
       })
       const body = await res.text()
-      const set = res.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c.startsWith('connect.sid='))
+      const setCookies = res.headers.getSetCookie()
+      const set = setCookies.length > 0 ? applySetCookies(cookie ?? '', setCookies) : undefined
       ;(path.startsWith('/api/') ? this.tally.latencyMs.api : this.tally.latencyMs.other).push(performance.now() - started)
       return { status: res.status, headers: res.headers, body, cookie: set }
     } catch (err) {
