@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Store } from 'express-session'
 import { SmartClient, SmartError, expressSessionStorage, type SmartStorage } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
@@ -9,6 +10,12 @@ beforeAll(async () => (ehr = await createMockEhr()))
 afterAll(() => ehr.close())
 
 const context = { patient: 'patient-1', encounter: 'encounter-1' }
+
+/**
+ * What the page gets as `?patient=` and sends back as `X-Active-Patient` for (EHR, patient), computed here rather
+ * than by the library: openConfig() allows any issuer, so `<patient id>_<12 base64url characters of the issuer's SHA-256>`.
+ */
+const selectorOf = (iss: string, patient: string) => `${patient}_${createHash('sha256').update(iss).digest('base64url').slice(0, 12)}`
 
 describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
   let store: Store
@@ -28,7 +35,9 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
   it('launch → callback → ready yields the launched patient, encounter and user, and reads the Patient', async () => {
     const client = new SmartClient(nextSession(), storage, config, devOptions)
     const result = await completeLaunch(ehr, context, client)
-    expect(result).toEqual({ redirectUrl: 'http://app.test/app', patient: 'patient-1', intent: null, activePatient: 'patient-1' })
+    // The redirect always names the launch (single-launch mode too); no browser cookie without the middleware.
+    const selector = selectorOf(ehr.iss, 'patient-1')
+    expect(result).toEqual({ redirectUrl: `http://app.test/app?patient=${selector}`, patient: 'patient-1', intent: null, activePatient: selector, browserKey: null })
 
     const fhir = await client.ready()
     expect(fhir.fhirServer).toBe(ehr.iss)
@@ -66,8 +75,12 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
     const second = await client.launch(ehrLaunch(ehr, { patient: 'patient-2' }))
     await expect(client.callback(await authorize(ehr, second.redirectUrl))).resolves.toMatchObject({ patient: 'patient-2' })
     await expect(client.callback(await authorize(ehr, first.redirectUrl))).resolves.toMatchObject({ patient: 'patient-1' })
-    // Single-launch mode: the most recently completed callback defines the context.
-    expect((await client.ready()).patient?.id).toBe('patient-1')
+    // Single-launch mode: the most recently completed callback defines the context. A page must name it: one
+    // still showing patient-2 (opened with its selector) is told its launch was replaced, never served patient-1.
+    const at = (activePatient: string | null) => new SmartClient({ sessionId: session, activePatient }, storage, config, devOptions)
+    expect((await at(selectorOf(ehr.iss, 'patient-1')).ready()).patient?.id).toBe('patient-1')
+    await expect(at(selectorOf(ehr.iss, 'patient-2')).ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT', status: 403, message: expect.stringContaining('was replaced') })
+    await expect(client.ready()).rejects.toMatchObject({ code: 'ACTIVE_PATIENT_REQUIRED', status: 400 })
   })
 
   it('S12 rejects an unknown state before any token call and stores nothing', async () => {
@@ -95,7 +108,7 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
     const theirs = new SmartClient(nextSession(), storage, config, devOptions)
     const { redirectUrl } = await mine.launch(ehrLaunch(ehr, context))
     await expect(theirs.callback(await authorize(ehr, redirectUrl))).rejects.toMatchObject({
-      code: 'INVALID_STATE', message: 'The launch cannot be completed: the state belongs to another session; launch again from the EHR',
+      code: 'INVALID_STATE', message: 'The launch cannot be completed: the state belongs to another session (was the session cookie lost?); launch again from the EHR',
     })
     await expect(theirs.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
   })
@@ -200,7 +213,8 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
       clock.advance(3600 * 1000)
       await expect(client.ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED', status: 401 })
       expect(refreshAttempts).toBe(1)
-      await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+      // Ended: the next request is told why, without trying the refresh again.
+      await expect(client.ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED', status: 401, message: expect.stringContaining('ended when the EHR refused to refresh it') })
       expect(refreshAttempts).toBe(1)
     } finally {
       await shortLived.close()
@@ -213,7 +227,8 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
     const revocations = ehr.stats.revocations
     await client.logout()
     expect(ehr.stats.revocations).toBeGreaterThan(revocations)
-    await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+    // Nothing of the launch is left but that it was closed: the page is told so.
+    await expect(client.ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED', status: 401, message: expect.stringContaining('was closed') })
   })
 
   it('launch, callback and ready each in its own app process (separate store connections)', async () => {
@@ -252,8 +267,8 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
       const session = nextSession()
       const a = await client(session, null).launch(ehrLaunch(ehr, { patient: 'patient-1' }))
       const b = await client(session, null).launch(ehrLaunch(ehr, { patient: 'patient-2' }))
-      expect(await client(session, null).callback(await authorize(ehr, b.redirectUrl))).toMatchObject({ redirectUrl: 'http://app.test/app?patient=patient-2' })
-      expect(await client(session, null).callback(await authorize(ehr, a.redirectUrl))).toMatchObject({ redirectUrl: 'http://app.test/app?patient=patient-1' })
+      expect(await client(session, null).callback(await authorize(ehr, b.redirectUrl))).toMatchObject({ redirectUrl: `http://app.test/app?patient=${selectorOf(ehr.iss, 'patient-2')}` })
+      expect(await client(session, null).callback(await authorize(ehr, a.redirectUrl))).toMatchObject({ redirectUrl: `http://app.test/app?patient=${selectorOf(ehr.iss, 'patient-1')}` })
       return session
     }
 
@@ -263,12 +278,14 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
       const multiClient = new SmartClient({ sessionId: session, activePatient: null }, storage, routed, multi)
       const { redirectUrl } = await multiClient.launch(ehrLaunch(ehr, { patient: 'patient-1' }))
       expect(await multiClient.callback(await authorize(ehr, redirectUrl))).toMatchObject({
-        redirectUrl: 'http://app.test/app?view=chart&patient=patient-1#/summary',
+        redirectUrl: `http://app.test/app?view=chart&patient=${selectorOf(ehr.iss, 'patient-1')}#/summary`,
       })
     })
 
-    it('ready() serves exactly the active patient', async () => {
+    it('ready() serves exactly the active patient, named by its selector or by its bare id', async () => {
       const session = await twoPatients()
+      expect((await client(session, selectorOf(ehr.iss, 'patient-1')).ready()).patient?.id).toBe('patient-1')
+      expect((await client(session, selectorOf(ehr.iss, 'patient-2')).ready()).patient?.id).toBe('patient-2')
       expect((await client(session, 'patient-1').ready()).patient?.id).toBe('patient-1')
       expect((await client(session, 'patient-2').ready()).patient?.id).toBe('patient-2')
     })
@@ -276,6 +293,9 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
     it('S27 a patient not launched in this session is UNKNOWN_PATIENT, never another patient', async () => {
       const session = await twoPatients()
       await expect(client(session, 'patient-3').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT', status: 403 })
+      await expect(client(session, selectorOf(ehr.iss, 'patient-3')).ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT', status: 403 })
+      // patient-1 of another EHR is another launch, which this session does not have.
+      await expect(client(session, selectorOf('https://other-ehr.example/fhir', 'patient-1')).ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT', status: 403 })
     })
 
     it('no active patient with several launched is ACTIVE_PATIENT_REQUIRED', async () => {
@@ -310,7 +330,10 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
         clock.advance(3600 * 1000)
         ttls.length = 0
         await expect(at('patient-1').ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED' })
-        await expect(at('patient-1').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
+        // Ended, not unknown: the page is told why (by its selector or its bare id), and no refresh is tried again.
+        const refused = { code: 'SESSION_EXPIRED', status: 401, message: expect.stringContaining('ended when the EHR refused to refresh it') }
+        await expect(at('patient-1').ready()).rejects.toMatchObject(refused)
+        await expect(at(selectorOf(shortLived.iss, 'patient-1')).ready()).rejects.toMatchObject(refused)
         // The record still holds patient-2, stored for the rest of its absolute lifetime, not briefly.
         expect(Math.min(...ttls)).toBeGreaterThan(3600)
         await expect(at('patient-2').ready()).resolves.toMatchObject({ patient: { id: 'patient-2' } })
@@ -321,8 +344,12 @@ describe.each(storeKinds())('SmartClient over %s', (_name, kind) => {
 
     it('logout with an active patient forgets only that patient', async () => {
       const session = await twoPatients()
-      await client(session, 'patient-1').logout()
-      await expect(client(session, 'patient-1').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
+      await client(session, selectorOf(ehr.iss, 'patient-1')).logout()
+      const closed = { code: 'SESSION_EXPIRED', status: 401, message: expect.stringContaining('was closed') }
+      await expect(client(session, selectorOf(ehr.iss, 'patient-1')).ready()).rejects.toMatchObject(closed)
+      await expect(client(session, 'patient-1').ready()).rejects.toMatchObject(closed)
+      // Closing it again: it is already closed, and says so.
+      await expect(client(session, selectorOf(ehr.iss, 'patient-1')).logout()).rejects.toMatchObject(closed)
       expect((await client(session, 'patient-2').ready()).patient?.id).toBe('patient-2')
     })
   })
@@ -415,6 +442,14 @@ describe('SmartClient edges', () => {
       broken.push(withLaunch({ ...launch, [field]: undefined }))
     }
     broken.push(withLaunch({ ...launch, tokens: ['x'] }))
+    // The session's own fields: its browser, its launch proofs, its ended launches, its kind.
+    const selector = selectorOf(ehr.iss, 'patient-1')
+    broken.push(
+      { ...good, browser: 42 }, { ...good, browser: null },
+      { ...good, proofs: 'x' }, { ...good, proofs: [{ hash: 42, at: 1 }] }, { ...good, proofs: [{ hash: 'h', at: 'x' }] }, { ...good, proofs: ['h'] },
+      { ...good, ended: ['x'] }, { ...good, ended: { [selector]: 'closed' } }, { ...good, ended: { [selector]: { reason: 42, at: 1 } } }, { ...good, ended: { [selector]: { reason: 'closed', at: 'x' } } },
+      { ...good, kind: 'aliases' }, { ...good, kind: undefined },
+    )
     for (const record of broken) {
       storage.map.set(key, record)
       await expect(new SmartClient(session, storage, config, devOptions).ready()).rejects.toMatchObject({
@@ -499,27 +534,91 @@ describe('SmartClient edges', () => {
     const storage = openStorage()
     const session = nextSession()
     const client = new SmartClient(session, storage, config, devOptions)
-    const { redirectUrl } = await client.launch(ehrLaunch(ehr, context))
-    const query = await authorize(ehr, redirectUrl)
-    const key = `pending:{${query.state}}`
-    const good = storage.map.get(key) as Record<string, unknown>
+    const launched = async () => {
+      const { redirectUrl } = await client.launch(ehrLaunch(ehr, context))
+      const query = await authorize(ehr, redirectUrl)
+      const key = `pending:{${query.state}}`
+      return { query, key, good: storage.map.get(key) as Record<string, unknown> }
+    }
+    const { query, key, good } = await launched()
+    expect(good).toMatchObject({ binding: null, secrets: { codeVerifier: expect.any(String), nonce: expect.any(String) } })
     const grants = ehr.stats.codeGrants
-    for (const record of [[good], 'x', ...['sessionId', 'iss', 'codeVerifier', 'smart'].flatMap((field) => [{ ...good, [field]: 42 }, { ...good, [field]: undefined }]), { ...good, smart: [] }]) {
+    const wrong = (field: string) => (field === 'createdAt' ? 'x' : 42)
+    const broken = [
+      [good], 'x', { ...good, smart: [] }, { ...good, secrets: [] }, { ...good, secrets: null }, { ...good, binding: {} },
+      ...['sessionId', 'iss', 'binding', 'secrets', 'smart', 'createdAt'].flatMap((field) => [{ ...good, [field]: wrong(field) }, { ...good, [field]: undefined }]),
+    ]
+    for (const record of broken) {
       storage.map.set(key, record)
       await expect(client.callback(query)).rejects.toMatchObject({ code: 'NO_SESSION', message: 'The stored SMART launch is unreadable; launch again from the EHR' })
     }
     expect(ehr.stats.codeGrants).toBe(grants)
     storage.map.set(key, good)
     await expect(client.callback(query)).resolves.toHaveProperty('redirectUrl')
+    // Secrets of the right shape whose verifier is not a string, or sealed ones without an encryption key: refused
+    // before the token call too (the state is spent).
+    for (const [secrets, why] of [
+      [{ codeVerifier: 42, nonce: null }, 'its stored PKCE verifier is unreadable'],
+      [{ sealed: 'x' }, 'its stored PKCE verifier is encrypted but no encryptionKey is set'],
+    ] as const) {
+      const other = await launched()
+      storage.map.set(other.key, { ...other.good, secrets })
+      const codeGrants = ehr.stats.codeGrants
+      await expect(client.callback(other.query)).rejects.toMatchObject({ code: 'INVALID_STATE', message: `The launch cannot be completed: ${why}; launch again from the EHR` })
+      expect(ehr.stats.codeGrants).toBe(codeGrants)
+    }
   })
 
-  it('a stored bare-id binding record that is not issuer strings is NO_SESSION at the callback, never read as bindings', async () => {
+  it('S27 a stored session whose browser, proofs or ended launches are not of their type is NO_SESSION at the callback, never read as the session\'s', async () => {
     const storage = plainStorage()
     const session = nextSession()
-    for (const aliases of [{ 'patient-1': 42 }, ['https://ehr.example/fhir'], 'https://ehr.example/fhir']) {
-      await storage.set(`aliases:{${session}}`, aliases, 60)
+    const selector = selectorOf(ehr.iss, 'patient-1')
+    for (const fields of [
+      { browser: 42 }, { proofs: 'x' }, { proofs: [{ hash: 42, at: 1 }] }, { ended: ['x'] }, { ended: { [selector]: { reason: 'closed' } } },
+    ]) {
+      await storage.set(`session:{${session}}`, { kind: 'session', version: 'v', launches: {}, ...fields }, 60)
       const client = new SmartClient(session, storage, config, devOptions)
       await expect(completeLaunch(ehr, context, client)).rejects.toMatchObject({ code: 'NO_SESSION', message: 'The stored SMART session is unreadable; launch again from the EHR' })
+    }
+  })
+
+  it('a launch bound to a browser (launch option binding) completes only with that browser\'s launch secret, not with its session id alone', async () => {
+    const storage = plainStorage()
+    const session = nextSession()
+    const binding = 'b'.repeat(43)
+    const hashed = (secret: string) => createHash('sha256').update(secret).digest('base64url')
+    const at = (browser?: { keys: string[]; bindings: Set<string> }) => new SmartClient({ sessionId: session, activePatient: null, browser }, storage, config, devOptions)
+    const { redirectUrl } = await at().launch(ehrLaunch(ehr, context), { binding })
+    const query = await authorize(ehr, redirectUrl)
+    const grants = ehr.stats.codeGrants
+    await expect(at().callback(query)).rejects.toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining('this browser sent no cookie of the launch') })
+    await expect(at({ keys: [], bindings: new Set([hashed('c'.repeat(43))]) }).callback(query)).rejects.toMatchObject({
+      code: 'INVALID_STATE', message: 'The launch cannot be completed: the launch was started by another browser; launch again from the EHR',
+    })
+    expect(ehr.stats.codeGrants).toBe(grants)
+    // Refused for another browser, nothing was consumed: the launching browser still completes it.
+    const result = await at({ keys: [], bindings: new Set([hashed(binding)]) }).callback(query)
+    expect(result).toMatchObject({ patient: 'patient-1', browserKey: expect.stringMatching(/^[\w-]{43}$/) })
+    expect(ehr.stats.codeGrants).toBe(grants + 1)
+  })
+
+  it('a relaunch of the same EHR and patient keeps the launch whose authorization started later, whichever callback completes first, and revokes the other\'s tokens', async () => {
+    for (const order of ['later first', 'earlier first'] as const) {
+      const clock = testClock()
+      const client = new SmartClient(nextSession(), plainStorage(), config, { ...devOptions, now: clock.now })
+      const earlier = await client.launch(ehrLaunch(ehr, context))
+      clock.advance(1000)
+      const later = await client.launch(ehrLaunch(ehr, context))
+      const queries = await Promise.all([earlier, later].map(({ redirectUrl }) => authorize(ehr, redirectUrl)))
+      const revocations = ehr.stats.revocations
+      for (const query of order === 'later first' ? queries.reverse() : queries) {
+        clock.advance(1000)
+        expect(await client.callback(query)).toMatchObject({ activePatient: selectorOf(ehr.iss, 'patient-1') })
+      }
+      const { idTokenClaims } = await client.ready()
+      expect({ order, nonce: idTokenClaims?.nonce }).toEqual({ order, nonce: new URL(later.redirectUrl).searchParams.get('nonce') })
+      // The earlier launch's refresh and access tokens: no launch holds them any more.
+      expect({ order, revocations: ehr.stats.revocations - revocations }).toEqual({ order, revocations: 2 })
     }
   })
 
@@ -622,7 +721,10 @@ describe('SmartClient edges', () => {
     const second = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-2' }))
     await at(s0).callback(await authorize(ehr, second.redirectUrl), { regenerate: async () => s1 })
     await at(s0).logout()
-    await expect(at(s1, 'patient-1').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
+    // patient-1 was closed (the page naming it is told so); patient-2, which s0 never held, lives on.
+    const closed = { code: 'SESSION_EXPIRED', status: 401, message: expect.stringContaining('was closed') }
+    await expect(at(s1, 'patient-1').ready()).rejects.toMatchObject(closed)
+    await expect(at(s1, selectorOf(ehr.iss, 'patient-1')).ready()).rejects.toMatchObject(closed)
     await expect(at(s1, 'patient-2').ready()).resolves.toMatchObject({ patient: { id: 'patient-2' } })
   })
 
@@ -635,7 +737,7 @@ describe('SmartClient edges', () => {
     const revocations = ehr.stats.revocations
     await expect(client.logout()).resolves.toBeUndefined()
     expect(ehr.stats.revocations).toBe(revocations)
-    await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+    await expect(client.ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED', message: expect.stringContaining('was closed') })
   })
 
   it('logout while the EHR cannot be discovered still ends the launch here, without revoking', async () => {
@@ -649,7 +751,7 @@ describe('SmartClient edges', () => {
       const revocations = flaky.stats.revocations
       await expect(client.logout()).resolves.toBeUndefined()
       expect(flaky.stats.revocations).toBe(revocations)
-      await expect(client.ready()).rejects.toMatchObject({ code: 'NO_SESSION' })
+      await expect(client.ready()).rejects.toMatchObject({ code: 'SESSION_EXPIRED', message: expect.stringContaining('was closed') })
     } finally {
       await flaky.close()
     }
@@ -677,18 +779,20 @@ describe('SmartClient edges', () => {
     const first = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-1' }))
     const second = await at(s0).launch(ehrLaunch(ehr, { patient: 'patient-1' }))
     clock.advance(1000)
+    const nonceOf = (launch: { redirectUrl: string }) => new URL(launch.redirectUrl).searchParams.get('nonce')
     const a = await at(s0).callback(await authorize(ehr, first.redirectUrl), { regenerate: async () => `${s0}-a` })
-    const { idTokenClaims } = await at(`${s0}-a`, 'patient-1').ready()
-    expect(idTokenClaims).toMatchObject({ nonce: expect.any(String) })
+    await expect(at(`${s0}-a`, 'patient-1').ready()).resolves.toMatchObject({ idTokenClaims: { nonce: nonceOf(first) } })
     clock.advance(1000)
+    const revocations = ehr.stats.revocations
     // The second callback still carries s0, moved to s0-a a second ago (after its launch started): it joins
-    // s0-a, and keeps the launch there (it cannot tell the other tab's from a stale one).
+    // s0-a; of the two launches of (EHR, patient-1) the one started later is kept, the other's tokens revoked.
     const b = await at(s0).callback(await authorize(ehr, second.redirectUrl), { regenerate: async () => `${s0}-b` })
     expect(b.redirectUrl).toBe(a.redirectUrl)
     for (const sid of [`${s0}-a`, `${s0}-b`]) {
-      await expect(at(sid, 'patient-1').ready()).resolves.toMatchObject({ patient: { id: 'patient-1' }, idTokenClaims })
+      await expect(at(sid, 'patient-1').ready()).resolves.toMatchObject({ patient: { id: 'patient-1' }, idTokenClaims: { nonce: nonceOf(second) } })
       await expect(at(sid, 'patient-2').ready()).rejects.toMatchObject({ code: 'UNKNOWN_PATIENT' })
     }
+    expect(ehr.stats.revocations).toBeGreaterThan(revocations)
   })
 
   // The documented grace of a moved session id is 10 s; a launch started in the very millisecond of the move

@@ -1,5 +1,6 @@
 // Issue 11: every in-process structure has a bound or cleans up. Each is driven past its bound with many
 // distinct issuers, sessions and patients, and measured. (Internal counters: memory is not public API.)
+import { createHash } from 'node:crypto'
 import { MemoryStore } from 'express-session'
 import request from 'supertest'
 import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
@@ -9,8 +10,9 @@ import { MAX_LAUNCHES_PER_SESSION } from '../../lib/client/launch-identity'
 import { MAX_CACHED_ISSUERS, discoveryCacheSizes } from '../../lib/oauth/discovery'
 import { MAX_KEY_SETS, keySetCount, verifyIdToken } from '../../lib/oauth/id-token'
 import { lockMapSizes, singleFlight, withStorageLock } from '../../lib/storage/lock'
+import { MAX_PENDING_PER_SESSION } from '../../lib/middleware/session'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
-import { launchedCookie, testApp } from '../helpers/app'
+import { launchedCookie, pathOf, testApp, withCookies } from '../helpers/app'
 import { completeLaunch, devOptions, openConfig } from '../helpers/smart'
 
 let ehr: MockEhr
@@ -70,16 +72,58 @@ it('locks and single flights leave nothing behind once settled, after thousands 
   expect(lockMapSizes(scope)).toEqual({ mutexes: 0, flights: 0 })
 }, 60_000)
 
-it(`a browser session holds at most ${MAX_LAUNCHES_PER_SESSION} launches; the least recently used is evicted and refused`, async () => {
+/** The session id of a browser's cookies (a Cookie header): what `connect.sid` holds, unsigned. */
+const sessionIdOf = (cookie: string) => decodeURIComponent(/(?:^|; )connect\.sid=([^;]*)/.exec(cookie)![1]).slice(2).split('.')[0]
+
+it(`a browser session holds at most ${MAX_LAUNCHES_PER_SESSION} launches; the least recently used is evicted and refused as ended to make room`, async () => {
   const store = new MemoryStore()
   const storage = expressSessionStorage(store)
-  const app = testApp({ store, storage, options: { enableMultiLaunch: true } })
+  const app = testApp({ store, storage, jsonErrors: true, options: { enableMultiLaunch: true } })
   let cookie: string | undefined
   for (let i = 1; i <= MAX_LAUNCHES_PER_SESSION + 5; i++) cookie = await launchedCookie(app, ehr, { patient: `p-${i}` }, cookie)
   const ask = (patient: string) => request(app).get('/api/context').set('Cookie', cookie!).set('X-Active-Patient', patient)
-  expect((await ask('p-1')).status).toBe(403)
-  expect((await ask(`p-${MAX_LAUNCHES_PER_SESSION + 5}`)).status).toBe(200)
-  const sid = decodeURIComponent(cookie!.split('=')[1]).slice(2).split('.')[0]
-  const stored = (await storage.get(`session:{${sid}}`)) as { launches: Record<string, unknown> }
+  // Its bare id and its selector (any issuer allowed: `<patient id>_<EHR tag>`) are both told it ended; no other patient is served.
+  const evicted = await ask('p-1')
+  expect(evicted.status).toBe(401)
+  expect(evicted.body).toEqual({ code: 'SESSION_EXPIRED', message: expect.stringContaining(`was closed to make room for newer launches (at most ${MAX_LAUNCHES_PER_SESSION}`) })
+  const selector = `p-1_${createHash('sha256').update(ehr.iss).digest('base64url').slice(0, 12)}`
+  expect(await ask(selector)).toMatchObject({ status: 401, body: { code: 'SESSION_EXPIRED' } })
+  const newest = await ask(`p-${MAX_LAUNCHES_PER_SESSION + 5}`)
+  expect(newest.status).toBe(200)
+  expect(newest.body.patient.id).toBe(`p-${MAX_LAUNCHES_PER_SESSION + 5}`)
+  const stored = (await storage.get(`session:{${sessionIdOf(cookie!)}}`)) as { launches: Record<string, unknown> }
   expect(Object.keys(stored.launches)).toHaveLength(MAX_LAUNCHES_PER_SESSION)
+}, 60_000)
+
+it(`a browser session keeps at most ${MAX_PENDING_PER_SESSION} launches in progress: the oldest is forgotten (its callback is INVALID_STATE, its cookie cleared); until a callback completes, the session cookie lives as long as a pending launch`, async () => {
+  const store = new MemoryStore()
+  const app = testApp({ store, jsonErrors: true })
+  let cookie: string | undefined
+  const started: Array<{ location: string; res: request.Response }> = []
+  for (let i = 1; i <= MAX_PENDING_PER_SESSION + 1; i++) {
+    const launch = new URL(ehr.launchUrl('http://app.test/launch', { patient: `p-${i}` })).search
+    const res = await (cookie ? request(app).get(`/launch${launch}`).set('Cookie', cookie) : request(app).get(`/launch${launch}`))
+    expect(res.status).toBe(302)
+    // Not launched yet: the session (and its cookie) lives only as long as a pending launch, 10 minutes.
+    if (i === 1) {
+      const expires = /connect\.sid=[^;]+; Path=\/; Expires=([^;]+);/.exec(String(res.headers['set-cookie']))
+      expect(new Date(expires![1]).getTime() - Date.now()).toBeGreaterThan(590_000)
+      expect(new Date(expires![1]).getTime() - Date.now()).toBeLessThanOrEqual(600_000)
+    }
+    cookie = withCookies(cookie, res)
+    started.push({ location: res.headers.location as string, res })
+  }
+  expect(sessionIdOf(cookie!)).toBe(sessionIdOf(withCookies(undefined, started[0].res)))
+  // The eleventh launch cleared the first one's cookie; the browser keeps the ten others.
+  expect(cookie!.split('; ').filter((pair) => pair.startsWith('smart-launch-'))).toHaveLength(MAX_PENDING_PER_SESSION)
+  const grants = ehr.stats.codeGrants
+  const oldest = await ehr.authorize(started[0].location)
+  const refused = await request(app).get(pathOf(oldest)).set('Cookie', `${cookie}; ${withCookies(undefined, started[0].res).split('; ').find((pair) => pair.startsWith('smart-launch-'))}`)
+  expect(refused.status).toBe(400)
+  expect(refused.body).toMatchObject({ code: 'INVALID_STATE', message: expect.stringContaining('unknown, expired or already used') })
+  expect(ehr.stats.codeGrants).toBe(grants)
+  const newest = await ehr.authorize(started.at(-1)!.location)
+  const completed = await request(app).get(pathOf(newest)).set('Cookie', cookie!)
+  expect(completed.status).toBe(302)
+  expect(ehr.stats.codeGrants).toBe(grants + 1)
 }, 60_000)

@@ -49,6 +49,10 @@ async function everyFlow(options: SmartClientOptions): Promise<Set<string>> {
   await agent.post('/logout').set('X-Active-Patient', 'patient-2').expect(204)
   // A refused refresh ends a launch.
   const cookie = await launchedCookie(testApp({ store, options: { ...base, fetch: recorder.fetch } }), ehr, { patient: 'patient-3' })
+  // The session's browser cookie is a secret too (SECURITY S34): whoever holds it follows the session's forwards.
+  const browserKey = /(?:^|; )smart-browser=([^;]+)/.exec(cookie)?.[1]
+  if (!browserKey) throw new Error(`no browser cookie after a callback: ${cookie}`)
+  recorder.secrets.add(browserKey)
   clock.advance(3600 * 1000)
   const refusingApp = testApp({ store, jsonErrors: true, options: { ...base, fetch: refusing } })
   await request(refusingApp).get('/api/context').set('Cookie', cookie).set('X-Active-Patient', 'patient-3').expect(401)
@@ -70,7 +74,7 @@ async function everyFlow(options: SmartClientOptions): Promise<Set<string>> {
 }
 
 describe('the logger option', () => {
-  it('logs every operation with its outcome and code, and never a token, code, verifier, secret or patient id', async () => {
+  it('logs every operation with its outcome and code, and never a token, code, verifier, secret, browser cookie or patient id', async () => {
     const { logger, lines } = capturingLogger()
     const secrets = await everyFlow({ logger })
     expect(secrets.size).toBeGreaterThanOrEqual(8)

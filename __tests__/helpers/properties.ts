@@ -93,9 +93,14 @@ export function errorCodeOf(res: Answer, allowed: readonly string[], statuses: R
   return body.code
 }
 
-/** The session cookie a response sets, if any. */
+/** The Set-Cookie headers of a response. */
+export function setCookiesOf(res: Answer): string[] {
+  return ([] as string[]).concat((res.headers['set-cookie'] as string[] | undefined) ?? [])
+}
+
+/** Whether a response sets any cookie: the session cookie, a launch cookie (`smart-launch-…`) or the browser cookie. */
 export function setsCookie(res: Answer): boolean {
-  return ([] as string[]).concat((res.headers['set-cookie'] as string[] | undefined) ?? []).some((cookie) => cookie.startsWith('connect.sid='))
+  return setCookiesOf(res).length > 0
 }
 
 export interface Listening {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { MemoryStore } from 'express-session'
 import { SmartClient, expressSessionStorage, type SmartClientConfiguration, type SmartClientOptions } from '../../lib'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
@@ -217,9 +218,12 @@ describe('callback', () => {
     expect(await launched({ need_patient_banner: 'yes', fhirContext: { reference: 'Observation/obs-1' } })).toMatchObject({ needPatientBanner: false, fhirContext: [] })
   })
 
-  it('S26 the redirect after the callback is the configured redirectUrl', async () => {
+  it('S26 the redirect after the callback is the configured redirectUrl, with only the launch\'s selector added', async () => {
     const { client, query } = await callbackWith({})
     const result = await client.callback({ ...query, redirect: 'https://evil.example' } as never)
-    expect(result.redirectUrl).toBe('http://app.test/app')
+    // The selector of (this EHR, patient-1): any issuer allowed, so `<patient id>_<12 characters of the issuer's SHA-256>`.
+    const selector = `patient-1_${createHash('sha256').update(ehr.iss).digest('base64url').slice(0, 12)}`
+    expect(result.redirectUrl).toBe(`http://app.test/app?patient=${selector}`)
+    expect(result.activePatient).toBe(selector)
   })
 })

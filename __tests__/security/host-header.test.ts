@@ -4,7 +4,7 @@
 import fc from 'fast-check'
 import { MemoryStore } from 'express-session'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
-import { pathOf, sessionCookie, testApp } from '../helpers/app'
+import { pathOf, testApp, withCookies } from '../helpers/app'
 import { listening, propertyRuns, propertySeed, type Listening } from '../helpers/properties'
 
 const CALLBACK_URL = 'https://app.example/callback'
@@ -33,12 +33,12 @@ type Forged = Record<string, string>
 
 const launchPath = () => `/launch${new URL(ehr.launchUrl('http://app.test/launch', { patient: 'patient-1' })).search}`
 
-/** The redirect_uri of the authorization URL the app answers with, under forged headers. */
+/** The redirect_uri of the authorization URL the app answers with, under forged headers; the browser's cookies (session and launch cookie). */
 async function authorizationRedirectUri(trustProxy: boolean, forged: Forged): Promise<{ redirectUri: string | null; location: string; cookie: string }> {
   const res = await apps.get(trustProxy)!.get(launchPath()).set(forged)
   if (res.status !== 302) throw new Error(`launch answered ${res.status}: ${res.text}`)
   const location = res.headers.location as string
-  return { redirectUri: new URL(location).searchParams.get('redirect_uri'), location, cookie: sessionCookie(res)! }
+  return { redirectUri: new URL(location).searchParams.get('redirect_uri'), location, cookie: withCookies(undefined, res) }
 }
 
 const FORGERIES: Array<[string, Forged]> = [

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { MemoryStore } from 'express-session'
 import { base64url, exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose'
 import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
@@ -22,8 +23,11 @@ function launchWith(claims: (base: JWTPayload) => JWTPayload, sign: (claims: JWT
 
 const seconds = () => Math.floor(Date.now() / 1000)
 
+/** The configured redirectUrl with the selector of (this EHR, patient-1): any issuer allowed, so `<patient id>_<12 characters of the issuer's SHA-256>`. */
+const launchedRedirect = () => `http://app.test/app?patient=patient-1_${createHash('sha256').update(ehr.iss).digest('base64url').slice(0, 12)}`
+
 async function expectAccepted(outcome: unknown, client: { ready(): Promise<{ idTokenClaims: Record<string, unknown> | null }> }) {
-  expect(outcome).toMatchObject({ redirectUrl: 'http://app.test/app' })
+  expect(outcome).toMatchObject({ redirectUrl: launchedRedirect(), patient: 'patient-1' })
   expect((await client.ready()).idTokenClaims).toMatchObject({ sub: 'smart-practitioner-1' })
 }
 
@@ -183,7 +187,7 @@ describe('S19 id_token verification with id_tokens signed by the test', () => {
     ['not a string', () => 42, () => null],
   ])('S20 an id_token fhirUser that is %s gives the user reference it names, or none', async (_what, fhirUser, user) => {
     const { client, outcome } = await launchWith((claims) => ({ ...claims, fhirUser: fhirUser(ehr.iss) }))
-    expect(outcome).toMatchObject({ redirectUrl: 'http://app.test/app' })
+    expect(outcome).toMatchObject({ redirectUrl: launchedRedirect() })
     expect((await client.ready()).user).toEqual(user(ehr.iss))
   })
 

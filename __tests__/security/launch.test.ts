@@ -208,7 +208,7 @@ describe('S3 S4 discovery documents from misbehaving servers', () => {
 
   it('S7 the code_verifier is 43-128 unreserved characters and S6 the state carries 256 bits', async () => {
     const verifiers: string[] = []
-    const recording = { ...storage, set: (key: string, value: unknown, ttl?: number) => (key.startsWith('pending:') && verifiers.push((value as { codeVerifier: string }).codeVerifier), storage.set(key, value, ttl)) }
+    const recording = { ...storage, set: (key: string, value: unknown, ttl?: number) => (key.startsWith('pending:') && verifiers.push((value as { secrets: { codeVerifier: string } }).secrets.codeVerifier), storage.set(key, value, ttl)) }
     const { redirectUrl } = await new SmartClient('s7', recording, openConfig(), freshOptions()).launch(ehrLaunch(ehr, context))
     expect(verifiers[0]).toMatch(/^[A-Za-z0-9\-._~]{43,128}$/)
     expect(Buffer.from(new URL(redirectUrl).searchParams.get('state')!, 'base64url').length).toBeGreaterThanOrEqual(32)

@@ -262,13 +262,15 @@ export class SmartClient {
     // Nothing is stored before the session id is regenerated: a failed regeneration leaves nothing under a possibly fixated id.
     const sessionId = opts.regenerate ? await opts.regenerate() : this.#session.sessionId
     const committed = await this.#session.commit(sessionId, completed, {
-      multiLaunch: config.enableMultiLaunch, bare: bareSelectors(this.#rt), proof: this.#browser, binding: pending.binding,
+      multiLaunch: config.enableMultiLaunch, bare: bareSelectors(this.#rt), proof: this.#browser, binding: pending.binding, pendingCreatedAt: pending.createdAt,
     })
     const launch = committed.launch!
     observation.set({ 'smart.patient_count': committed.launches, 'smart.intent': context.intent ?? '' })
     observation.patient(context.patient)
-    // A later launch of the same EHR and patient (another tab) was kept: this one's tokens are not needed.
+    // A later launch of the same EHR and patient (another tab) was kept: this one's tokens are not needed; nor
+    // are those of the launches this one replaced or evicted (best effort: the callback does not fail for them).
     if (launch.id !== completed.id) await this.#revoke(as, tokens)
+    await Promise.all(committed.dropped.map((gone) => this.#revokeLaunch(gone).catch(() => undefined)))
     // Single-launch mode too: a page that names its launch is never answered for a later one (SECURITY S35).
     const redirectUrl = withActivePatient(config.redirectUrl, launch.selector)
     return { redirectUrl, patient: context.patient, intent: context.intent, activePatient: launch.selector, browserKey: committed.browserKey }
@@ -343,7 +345,7 @@ export class SmartClient {
       return { record: { ...current, launches: kept, ended }, result: gone }
     })
     observation.set({ 'smart.launches_ended': forgotten.length })
-    await Promise.all(forgotten.map(async (launch) => this.#revoke(await this.#authorizationServerOf(launch.iss), this.#session.tokensOf(launch))))
+    await Promise.all(forgotten.map((launch) => this.#revokeLaunch(launch)))
   }
 
   /**
@@ -353,7 +355,9 @@ export class SmartClient {
   async moveSession(newSessionId: string): Promise<void> {
     if (typeof newSessionId !== 'string' || newSessionId === '') throw new TypeError('express-smart-on-fhir: newSessionId must be a non-empty string')
     if (newSessionId === this.#session.sessionId) return
-    await this.#session.commit(newSessionId, null, { multiLaunch: this.#rt.config.enableMultiLaunch, bare: bareSelectors(this.#rt), proof: null, binding: null })
+    await this.#session.commit(newSessionId, null, {
+      multiLaunch: this.#rt.config.enableMultiLaunch, bare: bareSelectors(this.#rt), proof: this.#browser, binding: null, pendingCreatedAt: null,
+    })
   }
 
   #select(resolved: Resolved, now: number): LaunchRecord {
@@ -389,6 +393,11 @@ export class SmartClient {
     if (!as) return
     if (tokens.refreshToken) await revokeToken(as, tokens.refreshToken, 'refresh_token')
     await revokeToken(as, tokens.accessToken, 'access_token')
+  }
+
+  /** Revokes a stored launch's tokens at its own EHR. */
+  async #revokeLaunch(launch: LaunchRecord): Promise<void> {
+    await this.#revoke(await this.#authorizationServerOf(launch.iss), this.#session.tokensOf(launch))
   }
 
   async #authorizationServerOf(iss: string): Promise<AuthorizationServer | null> {

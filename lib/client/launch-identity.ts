@@ -84,33 +84,40 @@ export interface AddOptions {
  * encounter replaces the older one, whichever callback finishes first). Single-launch mode keeps only the
  * newest launch and remembers the one it replaced; multi-launch mode evicts the least recently used beyond
  * the bound. Ended launches are remembered by selector, for the answer a page still naming them gets.
+ * `dropped`: the launches it put out (their tokens are the caller's to revoke).
  */
-export function addLaunch(record: SessionRecord | null, added: CompletedLaunch, opts: AddOptions): { record: SessionRecord; launch: LaunchRecord } {
+export function addLaunch(record: SessionRecord | null, added: CompletedLaunch, opts: AddOptions): { record: SessionRecord; launch: LaunchRecord; dropped: LaunchRecord[] } {
   const launches = liveLaunches(record, opts.lifetimes, opts.now)
   const existing = Object.values(launches).find((launch) => sameIdentity(launch, added))
   const base: SessionRecord = { ...(record ?? { kind: 'session', version: '', launches: {} }), version: newVersion(), launches }
-  if (existing && startOf(existing) > startOf(added)) return { record: base, launch: existing }
+  if (existing && startOf(existing) > startOf(added)) return { record: base, launch: existing, dropped: [] }
   const launch: LaunchRecord = { ...added, selector: selectorFor(added.iss, added.patient, opts.bare) }
   const ending: Record<string, { reason: EndReason; at: number }> = {}
   for (const old of Object.values(record?.launches ?? {})) {
     if (!(old.id in launches)) ending[old.selector] = { reason: lapseOf(old, opts.lifetimes, opts.now), at: opts.now }
   }
   let kept: Record<string, LaunchRecord> = {}
+  const dropped: LaunchRecord[] = existing ? [existing] : []
   if (opts.multiLaunch) {
     kept = { ...launches }
     if (existing) delete kept[existing.id]
     const byUse = Object.values(kept).sort((a, b) => a.lastUsedAt - b.lastUsedAt)
     for (const old of byUse.slice(0, Math.max(0, byUse.length - (MAX_LAUNCHES_PER_SESSION - 1)))) {
       delete kept[old.id]
+      dropped.push(old)
       ending[old.selector] = { reason: 'evicted', at: opts.now }
     }
   } else {
-    for (const old of Object.values(launches)) if (old.selector !== launch.selector) ending[old.selector] = { reason: 'replaced', at: opts.now }
+    for (const old of Object.values(launches)) {
+      if (old === existing) continue
+      dropped.push(old)
+      ending[old.selector] = { reason: 'replaced', at: opts.now }
+    }
   }
   kept[launch.id] = launch
   const ended = withEnded(base.ended, ending)
   delete ended[launch.selector]
-  return { record: { ...base, launches: kept, ended }, launch }
+  return { record: { ...base, launches: kept, ended }, launch, dropped }
 }
 
 /** The launches of `record` still within their lifetimes. */

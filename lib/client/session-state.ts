@@ -31,11 +31,13 @@ export interface Resolved {
   fromCopy: boolean
 }
 
-/** A commit's outcome: the launch as stored, how many launches the session holds, and its browser cookie's value. */
+/** A commit's outcome: the launch as stored, how many launches the session holds, its browser cookie's value, and the launches it put out. */
 export interface Committed {
   launch: LaunchRecord | null
   launches: number
   browserKey: string | null
+  /** Launches replaced or evicted by this one: their tokens are to be revoked. */
+  dropped: LaunchRecord[]
 }
 
 /** What a callback adds, and what it knows of the browser. */
@@ -47,6 +49,8 @@ export interface CommitOptions {
   proof: BrowserProof | null
   /** SHA-256 of the added launch's launch cookie, kept as a concurrent tab's proof; null without one. */
   binding: string | null
+  /** When the added launch's authorization started (null for a move without a launch). */
+  pendingCreatedAt: number | null
 }
 
 /** What a change under the session's lock leaves: a new record, null to end the session, undefined for no write. */
@@ -182,16 +186,19 @@ export class SessionState {
   async commit(newSid: string, added: CompletedLaunch | null, opts: CommitOptions): Promise<Committed> {
     const now = this.config.now()
     for (let attempt = 0; attempt < MAX_HOPS; attempt++) {
-      const { sid, crossed, origin } = await this.#walk(this.sessionId)
+      const { sid, crossed, movedAt, origin } = await this.#walk(this.sessionId)
       const outcome = await this.#lock(sid, async (): Promise<Committed | 'moved'> => {
         const stored = await this.#load(sid)
         if (stored !== null && stored.kind !== 'session') return 'moved'
+        if (opts.proof === null && stored?.browser === undefined && movedAt !== null && now - movedAt <= MOVE_GRACE_MS && (opts.pendingCreatedAt ?? -Infinity) < movedAt) {
+          return this.#join(sid, stored, newSid, added, opts, now)
+        }
         const owned = ownsSession(stored, crossed, opts.proof, now)
         const base = owned ? stored : null
         const browser = base?.browser ?? (opts.proof ? newBrowserKey() : undefined)
-        const { record, launch } = added
+        const { record, launch, dropped } = added
           ? addLaunch(base, added, { multiLaunch: opts.multiLaunch, bare: opts.bare, now, lifetimes: this.#lifetimes })
-          : { record: base ?? { kind: 'session' as const, version: '', launches: {} }, launch: null }
+          : { record: base ?? { kind: 'session' as const, version: '', launches: {} }, launch: null, dropped: [] }
         const written = await this.#write(newSid, { ...record, browser, proofs: withProof(base?.proofs, opts.binding, now) })
         if (newSid !== sid && owned) {
           this.cache.delete(sid)
@@ -201,26 +208,41 @@ export class SessionState {
         } else if (origin === null && this.sessionId !== newSid) {
           await this.storage.set(keys.session(this.sessionId), { kind: 'forward', to: newSid, at: now, held: [] }, PENDING_LAUNCH_TTL_SECONDS)
         }
-        return { launch, launches: Object.keys(written?.launches ?? {}).length, browserKey: browser ?? null }
+        return { launch, launches: Object.keys(written?.launches ?? {}).length, browserKey: browser ?? null, dropped }
       })
       if (outcome !== 'moved') return outcome
     }
     throw new SmartError('STORAGE_UNAVAILABLE', 'The SMART session kept moving while the callback was stored; try again')
   }
 
-  /** Follows `from`'s links and forwards to the session record; notes whether a forward was crossed, and what `from` itself holds. */
-  async #walk(from: string): Promise<{ sid: string; crossed: boolean; origin: StoredSession | null }> {
+  /**
+   * Sessions made without the middleware (no browser): a callback concurrent with another of the same session
+   * (its id was moved away less than the grace ago, after this launch started) joins the session the other
+   * moved to, and `newSid` links there, so that either id reaches both launches. The session id is all such
+   * an app has to tell browsers apart.
+   */
+  async #join(sid: string, stored: SessionRecord | null, newSid: string, added: CompletedLaunch | null, opts: CommitOptions, now: number): Promise<Committed> {
+    const { record, launch, dropped } = added
+      ? addLaunch(stored, added, { multiLaunch: opts.multiLaunch, bare: opts.bare, now, lifetimes: this.#lifetimes })
+      : { record: stored, launch: null, dropped: [] }
+    const written = await this.#write(sid, record)
+    if (newSid !== this.sessionId) await this.storage.set(keys.session(newSid), { kind: 'link', to: sid }, this.config.sessionTtlSeconds)
+    return { launch, launches: Object.keys(written?.launches ?? {}).length, browserKey: null, dropped }
+  }
+
+  /** Follows `from`'s links and forwards to the session record; notes whether (and when first) a forward was crossed, and what `from` itself holds. */
+  async #walk(from: string): Promise<{ sid: string; crossed: boolean; movedAt: number | null; origin: StoredSession | null }> {
     let sid = from
-    let crossed = false
+    let movedAt: number | null = null
     let origin: StoredSession | null = null
     for (let hop = 0; hop <= MAX_HOPS; hop++) {
       const stored = await this.#load(sid)
       if (hop === 0) origin = stored
       if (stored === null || stored.kind === 'session') break
-      if (stored.kind === 'forward') crossed = true
+      if (stored.kind === 'forward') movedAt ??= stored.at
       sid = stored.to
     }
-    return { sid, crossed, origin }
+    return { sid, crossed: movedAt !== null, movedAt, origin }
   }
 
   /**

@@ -1,13 +1,15 @@
 // Issue 9, property (b): smartCallback() under arbitrary query strings around a real launch (its state, its
 // code from the mock EHR, the RFC 9207 iss), over the simple and the extended query parser, from the browser
-// that launched, from none, or from another. A 302 to redirectUrl only for the genuine, untampered answer;
-// otherwise a documented 4xx (or TOKEN_EXCHANGE_FAILED when the token endpoint was asked) — no session
+// that launched (all its cookies: session and launch cookie), from none, or from another that launched too.
+// A 302 to redirectUrl with the launch's selector only for the genuine, untampered answer from the launching
+// browser (SECURITY S34: another browser's cookies never complete it); otherwise a documented 4xx (or TOKEN_EXCHANGE_FAILED when the token endpoint was asked) — no session
 // record written, no code redeemed; never a 5xx, a crash or a hang.
+import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import type { Store } from 'express-session'
 import { expressSessionStorage, type SmartStorage } from '../../../lib'
 import { createMockEhr, type MockEhr } from '../../../lib/testing'
-import { recordingStorage, sessionCookie, testApp } from '../../helpers/app'
+import { recordingStorage, testApp, withCookies } from '../../helpers/app'
 import {
   errorCodeOf, listening, Outcomes, propertyParameters, propertyRuns, propertyStores, propertyTimeout, rawQueryOf, type Answer, type Listening,
 } from '../../helpers/properties'
@@ -29,8 +31,9 @@ let ehr: MockEhr
 beforeAll(async () => (ehr = await createMockEhr()))
 afterAll(() => ehr.close())
 
-/** A launch of the app waiting for its callback: the browser's cookie, the authorization URL and, once asked, the EHR's answer. */
+/** A launch of the app waiting for its callback: the browser's cookies, the authorization URL and, once asked, the EHR's answer. */
 interface Pending {
+  /** The launching browser's Cookie header: its session cookie and the launch's cookie. */
   cookie: string
   state: string
   location: string
@@ -76,7 +79,7 @@ describe.each(propertyStores())('smartCallback query strings over %s', (_name, k
     const started = await apps.get('simple')!.get(`/launch${new URL(ehr.launchUrl('http://app.test/launch', { patient: 'patient-1' })).search}`)
     if (started.status !== 302) throw new Error(`launch answered ${started.status}`)
     const location = started.headers.location as string
-    return { cookie: sessionCookie(started)!, state: new URL(location).searchParams.get('state')!, location, code: null, startedAt: Date.now() }
+    return { cookie: withCookies(undefined, started), state: new URL(location).searchParams.get('state')!, location, code: null, startedAt: Date.now() }
   }
 
   const outcomes = new Outcomes()
@@ -117,7 +120,12 @@ describe.each(propertyStores())('smartCallback query strings over %s', (_name, k
     try {
       if (untampered) {
         expect(res.status).toBe(302)
-        expect(res.headers.location).toBe('/app')
+        // The selector of (this EHR, patient-1), any issuer allowed: `<patient id>_<12 characters of the issuer's SHA-256>`.
+        expect(res.headers.location).toBe(`/app?patient=patient-1_${createHash('sha256').update(ehr.iss).digest('base64url').slice(0, 12)}`)
+        // The browser gets its session's browser cookie, and its launch cookie is cleared.
+        const setCookies = ([] as string[]).concat((res.headers['set-cookie'] as string[] | undefined) ?? [])
+        expect(setCookies).toContainEqual(expect.stringMatching(/^smart-browser=[\w-]{32,};/))
+        expect(setCookies).toContainEqual(expect.stringMatching(/^smart-launch-[\w-]{16}=;.*Max-Age=0/))
         expect(sessionWrites.length).toBeGreaterThan(0)
         expect(ehr.stats.codeGrants).toBe(grants + 1)
         outcomes.add(`302 ${parser}`)

@@ -4,11 +4,12 @@
 // INVALID_ID_TOKEN / ISSUER_MISMATCH with API.md's status — never a 500 or an unhandled rejection (Jest
 // fails the test on one), nothing stored on failure, no request to a URL the EHR did not name, and an
 // id_token accepted only when signed by a key of the EHR's JWKS.
+import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import type { Store } from 'express-session'
 import { base64url, exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose'
 import { expressSessionStorage } from '../../../lib'
-import { recordingStorage, sessionCookie, testApp } from '../../helpers/app'
+import { recordingStorage, testApp, withCookies } from '../../helpers/app'
 import { applyEdits, scenario, urlOf, type Scenario, type Served } from '../../helpers/ehr-fuzz'
 import {
   errorCodeOf, listening, Outcomes, propertyParameters, propertyRuns, propertyStores, propertyTimeout, setsCookie, type Answer, type Listening,
@@ -213,13 +214,17 @@ describe.each(propertyStores())('misbehaving EHRs over %s', (_name, kind) => {
       const sendsIss = typeof issuer === 'string' && issuer.length < 4000
       const query = new URLSearchParams({ code: `code-${n}`, state: location.searchParams.get('state')!, ...(sendsIss ? { iss: issuer } : {}) })
       const afterLaunch = writes.length
-      const res = (await app.get(`/callback?${query}`).set('Cookie', sessionCookie(launched)!)) as unknown as Answer
+      const res = (await app.get(`/callback?${query}`).set('Cookie', withCookies(undefined, launched))) as unknown as Answer
       step = `callback → ${res.status} ${res.text.slice(0, 200)}`
       const tokenBody = token.answers > asked ? token.body : undefined
       const sessionWrites = writes.slice(afterLaunch).filter((w) => w.key.startsWith('session:'))
       expectOnlyNamedUrls(ehr, sent)
       if (res.status === 302) {
-        expect(res.headers.location).toBe('/app')
+        // The page's selector: the patient the token response named (a FHIR id, or none), tagged with this EHR
+        // (any issuer allowed: 12 characters of the issuer's SHA-256).
+        const patient = isObject(tokenBody) && typeof tokenBody.patient === 'string' && tokenBody.patient !== '' ? tokenBody.patient : null
+        if (patient !== null) expect(patient).toMatch(/^[A-Za-z0-9\-.]{1,64}$/)
+        expect(res.headers.location).toBe(`/app?patient=${patient ?? ''}_${createHash('sha256').update(ehr.iss).digest('base64url').slice(0, 12)}`)
         expect(sessionWrites.length).toBeGreaterThan(0)
         // S16: a bearer access token came with a 200; S19: an id_token only when signed by the EHR's own key, for this launch.
         expect(isObject(tokenBody) && typeof tokenBody.access_token === 'string' && tokenBody.access_token !== '').toBe(true)

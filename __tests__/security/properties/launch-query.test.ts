@@ -9,7 +9,7 @@ import { expressSessionStorage, type SmartClientConfiguration } from '../../../l
 import { createMockEhr, type MockEhr } from '../../../lib/testing'
 import { recordingStorage, testApp } from '../../helpers/app'
 import {
-  errorCodeOf, listening, Outcomes, propertyParameters, propertyRuns, propertyStores, propertyTimeout, rawQueryOf, setsCookie, type Answer, type Listening,
+  errorCodeOf, listening, Outcomes, propertyParameters, propertyRuns, propertyStores, propertyTimeout, rawQueryOf, setCookiesOf, setsCookie, type Answer, type Listening,
 } from '../../helpers/properties'
 import { queryTemplate, renderQuery, type QueryTemplate } from '../../helpers/query-fuzz'
 
@@ -98,6 +98,10 @@ describe.each(propertyStores())('smartLaunch query strings over %s', (_name, kin
         expect(newWrites).toHaveLength(1)
         expect(newWrites[0]).toMatch(/^pending:/)
         expect(setsCookie(res)).toBe(true)
+        // S34: the session cookie, and the launch cookie binding this launch to this browser (HttpOnly, a pending launch's lifetime).
+        const cookies = setCookiesOf(res)
+        expect(cookies.some((cookie) => cookie.startsWith('connect.sid='))).toBe(true)
+        expect(cookies.filter((cookie) => /^smart-launch-[\w-]{16}=[\w-]{43};/.test(cookie))).toEqual([expect.stringMatching(/; HttpOnly; Max-Age=600;/)])
         outcomes.add(`302 ${mode}`)
         return
       }
