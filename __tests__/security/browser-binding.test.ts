@@ -113,6 +113,7 @@ describe.each(storeKinds())('browser binding over %s', (_name, kind) => {
       const app = testApp({ store, jsonErrors: true, options: { enableMultiLaunch: true, now: clock.now } })
       const attacker = new Browser(app)
       const attackersCallback = await attacker.start(ehrB, { patient: 'patient-2' })
+      clock.advance(1000)
       const planted = attacker.get('connect.sid')!
       const victim = new Browser(app)
       victim.plant('connect.sid', planted)
@@ -121,13 +122,15 @@ describe.each(storeKinds())('browser binding over %s', (_name, kind) => {
       const selector = await victim.launch(ehrA, { patient: 'patient-1' })
       expect(victim.get('connect.sid')).not.toBe(planted)
       expect((await attacker.send(request(app).post('/logout')).set('Sec-Fetch-Site', 'same-origin')).status).toBe(before)
-      for (const advance of [60, 9_000, 60_000]) {
+      clock.advance(60)
+      expect(await served(attacker.api(selector))).toMatch(/^40[13] /)
+      // 0.06 s after the victim's callback moved the planted id, the attacker completes a launch of its own
+      // with it: a session of its own, nothing of the victim's (it joined the victim's session within the grace).
+      expect((await attacker.callBack(attackersCallback)).status).toBe(302)
+      for (const advance of [0, 9_000, 3_600_000]) {
         clock.advance(advance)
         expect(await served(attacker.api(selector))).toMatch(/^40[13] /)
       }
-      // The attacker completes a launch of its own with the planted id: a session of its own, nothing of the victim's.
-      expect((await attacker.callBack(attackersCallback)).status).toBe(302)
-      clock.advance(3_600_000)
       expect(await served(attacker.api(selector))).toMatch(/^40[13] /)
       expect(await served(attacker.api(null))).toBe('B:patient-2')
       expect(await served(victim.api(selector))).toBe('A:patient-1')
@@ -267,12 +270,28 @@ describe.each(storeKinds())('browser binding over %s', (_name, kind) => {
     })
 
     it('S37 a flood of cookie-less launches leaves only state that expires with its pending launch', async () => {
+      // What express-session writes (its sessions, with their expiry) and what the library writes (with its TTL).
+      const sessions: Array<{ expires: number }> = []
+      const recorded = new Proxy(store, {
+        get(target, name, receiver) {
+          if (name === 'set') {
+            return (sid: string, data: { cookie: { expires?: Date | string } }, done: (err?: unknown) => void) => {
+              if (!sid.startsWith('smart:')) sessions.push({ expires: Date.parse(String(data.cookie.expires)) })
+              return target.set(sid, data as never, done)
+            }
+          }
+          const value = Reflect.get(target, name, receiver)
+          return typeof value === 'function' ? value.bind(target) : value
+        },
+      })
       const { storage, writes } = recordingStorage(expressSessionStorage(store))
-      const app = testApp({ store, storage, options: { enableMultiLaunch: true } })
+      const app = testApp({ store: recorded, storage, options: { enableMultiLaunch: true } })
       const query = new URL(ehrA.launchUrl('http://app.test/launch', { patient: 'patient-1' })).search
       await Promise.all(Array.from({ length: 40 }, () => request(app).get(`/launch${query}`).expect(302)))
       expect(writes.length).toBe(40)
       for (const write of writes) expect(write.ttl).toBeLessThanOrEqual(600)
+      expect(sessions).toHaveLength(40)
+      for (const session of sessions) expect(session.expires - Date.now()).toBeLessThanOrEqual(600_000)
     })
 
     it('S37 a session keeps at most 10 pending launches: the oldest is forgotten (its callback refused) and its cookie cleared', async () => {
