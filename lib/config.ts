@@ -15,7 +15,12 @@ import { createPrivateKey, type JsonWebKeyInput, type KeyObject } from 'node:cry
  *   { issuer: 'https://third.example/fhir', type: 'confidential-asymmetric', method: 'private_key_jwt', privateKey: jwk, keyId: 'key-1', alg: 'ES384' },
  * ]
  */
-export type KnownFhirServer = { issuer: string; name?: string } & (
+export type KnownFhirServer = {
+  issuer: string
+  name?: string
+  /** Origins of this EHR's pages that may show the app in a frame (`Content-Security-Policy: frame-ancestors`), e.g. `['https://ehr.example.org']`. */
+  frameAncestors?: string[]
+} & (
   | { type: 'public' }
   | { type: 'confidential-symmetric'; method: 'client_secret_basic' | 'client_secret_post'; clientSecret: string }
   | {
@@ -228,6 +233,7 @@ function validateServer(where: string, server: unknown): KnownFhirServer {
   // A copy: the defaults below are written into it, never into the application's (possibly frozen) object.
   const s = { ...(server as Record<string, unknown>) }
   requireUrl(`${where}.issuer`, s.issuer)
+  if (s.frameAncestors !== undefined) s.frameAncestors = Object.freeze(validateOrigins(`${where}.frameAncestors`, s.frameAncestors))
   switch (s.type) {
     case 'public':
       break
@@ -254,6 +260,23 @@ function validateServer(where: string, server: unknown): KnownFhirServer {
       fail(`${where}.type`, 'must be "public", "confidential-symmetric" or "confidential-asymmetric"')
   }
   return Object.freeze(s) as KnownFhirServer
+}
+
+/** A list of web origins (`https://host[:port]`, http for local development), as CSP `frame-ancestors` sources. */
+function validateOrigins(where: string, value: unknown): string[] {
+  if (!Array.isArray(value)) fail(where, 'must be an array of origins, e.g. ["https://ehr.example.org"]')
+  return value.map((origin, i) => {
+    let url: URL | null = null
+    try {
+      url = typeof origin === 'string' ? new URL(origin) : null
+    } catch {
+      url = null
+    }
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.origin !== origin || url.hostname.includes('*')) {
+      fail(`${where}[${i}]`, `must be an origin such as "https://ehr.example.org" (scheme, host and port only), got ${JSON.stringify(origin)}`)
+    }
+    return origin as string
+  })
 }
 
 /**

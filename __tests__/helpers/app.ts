@@ -28,6 +28,10 @@ export interface TestAppOptions {
   withoutSession?: boolean
   /** express-session's saveUninitialized. Default: false (the documented setup). */
   saveUninitialized?: boolean
+  /** express-session's cookie. Default: HttpOnly, SameSite=Lax, not Secure (tests speak http). */
+  cookie?: session.CookieOptions
+  /** Express's `trust proxy` (so that `X-Forwarded-Proto: https` makes the request secure). */
+  trustProxy?: boolean
 }
 
 /** The documented setup: express-session (HttpOnly, SameSite=Lax), the SMART middlewares, a few API routes. */
@@ -39,8 +43,10 @@ export function testApp(opts: TestAppOptions): Express {
   const smart = { config, options, ...(opts.storage ? { storage: opts.storage } : {}) }
 
   const app = express()
+  if (opts.trustProxy) app.set('trust proxy', 1)
   if (!opts.withoutSession) {
-    app.use(session({ store: opts.store, secret: 'test-secret', resave: false, saveUninitialized: opts.saveUninitialized ?? false, cookie: { httpOnly: true, sameSite: 'lax', secure: false } }))
+    const cookie = opts.cookie ?? { httpOnly: true, sameSite: 'lax', secure: false }
+    app.use(session({ store: opts.store, secret: 'test-secret', resave: false, saveUninitialized: opts.saveUninitialized ?? false, cookie }))
   }
   const router = express.Router()
   router.get('/launch', smartLaunch(smart))

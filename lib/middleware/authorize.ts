@@ -2,6 +2,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { LaunchOptions, SmartClient } from '../client/SmartClient'
 import { PENDING_LAUNCH_TTL_SECONDS } from '../client/pending-launch'
 import { clearLaunchCookie, newLaunchSecret, setLaunchCookie } from './browser-cookies'
+import { refuseUnframeableSession } from './framing'
 import { hasLaunched, markSession, saveSession, trackPendingLaunch } from './session'
 import { setUpMiddleware, type SmartMiddlewareOptions } from './options'
 
@@ -10,7 +11,8 @@ import { setUpMiddleware, type SmartMiddlewareOptions } from './options'
  * bound to this browser by a fresh launch cookie (SECURITY S34); the session is marked so its cookie is set
  * (also with `saveUninitialized: false`) and saved; the browser is sent to the EHR's authorization endpoint.
  * Before any launch of this session completed, the session lives only as long as a pending launch, and a
- * session keeps at most a few pending launches, the oldest forgotten first (SECURITY S37).
+ * session keeps at most a few pending launches, the oldest forgotten first (SECURITY S37). In a cross-site frame
+ * the session cookie must be one the browser sends there, or nothing starts (framing.ts).
  */
 export function authorizingMiddleware(
   name: string,
@@ -21,6 +23,7 @@ export function authorizingMiddleware(
   return async function authorizingRoute(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
       const session = setup.requireSession(req)
+      refuseUnframeableSession(req)
       const client = setup.clientFor(req)
       const binding = newLaunchSecret()
       const { redirectUrl } = await start(client, req.query as Record<string, unknown>, { binding })
