@@ -18,6 +18,10 @@ import { createPrivateKey, type JsonWebKeyInput, type KeyObject } from 'node:cry
 export type KnownFhirServer = {
   issuer: string
   name?: string
+  /** This EHR's registration of the app, when it differs from `config.clientId` (SECURITY S39). */
+  clientId?: string
+  /** The scope to ask this EHR for, when it differs from `config.scope` (sent as written, never rewritten). */
+  scope?: string
   /** Origins of this EHR's pages that may show the app in a frame (`Content-Security-Policy: frame-ancestors`), e.g. `['https://ehr.example.org']`. */
   frameAncestors?: string[]
 } & (
@@ -233,6 +237,8 @@ function validateServer(where: string, server: unknown): KnownFhirServer {
   // A copy: the defaults below are written into it, never into the application's (possibly frozen) object.
   const s = { ...(server as Record<string, unknown>) }
   requireUrl(`${where}.issuer`, s.issuer)
+  if (s.clientId !== undefined) requireString(`${where}.clientId`, s.clientId)
+  if (s.scope !== undefined) s.scope = requireString(`${where}.scope`, s.scope).trim().split(/\s+/).join(' ')
   if (s.frameAncestors !== undefined) s.frameAncestors = Object.freeze(validateOrigins(`${where}.frameAncestors`, s.frameAncestors))
   switch (s.type) {
     case 'public':

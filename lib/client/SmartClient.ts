@@ -21,6 +21,7 @@ import { fhirReadCacheFor } from './fhir-cache'
 import type { Observation } from './instrumentation'
 import { checkPatientId, isLive, needsTouch, newLaunchId, selectLaunch, withEnded, type CompletedLaunch } from './launch-identity'
 import { ReadyClient } from './ReadyClient'
+import { registrationFor } from './registration'
 import { runtimeFor, type Runtime } from './runtime'
 import { sessionCacheFor } from './session-cache'
 import { SessionState, type Resolved } from './session-state'
@@ -153,7 +154,7 @@ export class SmartClient {
   /** EHR launch: checks the issuer (allow-list first, before any network call), discovers it and starts the authorization. */
   launch(params: { iss: string; launch: string }, opts: LaunchOptions = {}): Promise<{ redirectUrl: string }> {
     return this.#rt.observe('launch', {}, (observation) =>
-      this.#authorize(param('iss', params?.iss), param('launch', params?.launch), this.#rt.config.scope, opts, observation))
+      this.#authorize(param('iss', params?.iss), param('launch', params?.launch), 'ehr', opts, observation))
   }
 
   /**
@@ -169,11 +170,11 @@ export class SmartClient {
       const { config } = this.#rt
       const only = config.knownFhirServers?.size === 1 ? [...config.knownFhirServers.values()][0].issuer : undefined
       const iss = params?.iss === undefined && only ? only : param('iss', params?.iss)
-      return this.#authorize(iss, null, config.standaloneScope, opts, observation)
+      return this.#authorize(iss, null, 'standalone', opts, observation)
     })
   }
 
-  async #authorize(iss: string, launch: string | null, scope: string, opts: LaunchOptions, observation: Observation): Promise<{ redirectUrl: string }> {
+  async #authorize(iss: string, launch: string | null, kind: 'ehr' | 'standalone', opts: LaunchOptions, observation: Observation): Promise<{ redirectUrl: string }> {
     const { config } = this.#rt
     const known = config.knownFhirServers?.get(normalizeIssuer(iss))
     if (config.knownFhirServers && !known) throw new SmartError('UNKNOWN_ISSUER', 'This EHR (iss) is not one the app is configured to trust')
@@ -188,11 +189,12 @@ export class SmartClient {
     }
     observation.set({ 'smart.iss': iss })
     const smart = await this.#rt.discover(iss)
+    const registration = registrationFor(config, iss)
     const request = await buildAuthorizationRequest(this.#authorizationServer(iss, smart), {
       redirectUri: config.callbackUrl,
-      scope,
+      scope: kind === 'ehr' ? registration.scope : registration.standaloneScope,
       launch,
-      openid: config.scopes.has('openid'),
+      openid: registration.openid,
     })
     const binding = typeof opts?.binding === 'string' && opts.binding.length >= 32 ? digest(opts.binding) : null
     await startPendingLaunch(this.#storage, request.state, {
@@ -244,7 +246,8 @@ export class SmartClient {
     const answer = await redeemCode(as, { redirectUri: config.callbackUrl, code, state, codeVerifier: secrets.codeVerifier })
     const now = config.now()
     const tokens = tokenSetFrom(answer.response, now)
-    const context = launchContextFrom(answer.response, config.scope)
+    const registration = registrationFor(config, pending.iss)
+    const context = launchContextFrom(answer.response, registration.scope)
     try {
       checkPatientId(context.patient)
     } catch (err) {
@@ -252,7 +255,7 @@ export class SmartClient {
       throw err
     }
     const idTokenClaims = answer.idToken
-      ? await verifyIdToken(answer.idToken, { issuer: pending.smart.issuer, jwksUri: pending.smart.jwks_uri, clientId: config.clientId, nonce: secrets.nonce, now: config.now, http: this.#rt.http })
+      ? await verifyIdToken(answer.idToken, { issuer: pending.smart.issuer, jwksUri: pending.smart.jwks_uri, clientId: registration.clientId, nonce: secrets.nonce, now: config.now, http: this.#rt.http })
       : null
     const id = newLaunchId()
     const completed: CompletedLaunch = {
@@ -449,6 +452,7 @@ export class SmartClient {
   #authorizationServer(iss: string, smart: SmartConfiguration | null): AuthorizationServer | null {
     if (!smart) return null
     const { config, http } = this.#rt
-    return { iss, smart, clientId: config.clientId, server: config.knownFhirServers?.get(normalizeIssuer(iss)), http, allowHttp: config.allowNonHttpsLaunch }
+    const { clientId, server } = registrationFor(config, iss)
+    return { iss, smart, clientId, server, http, allowHttp: config.allowNonHttpsLaunch }
   }
 }

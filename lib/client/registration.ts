@@ -1,0 +1,42 @@
+import { normalizeIssuer, type KnownFhirServer, type ResolvedConfig } from '../config'
+
+/**
+ * The app's registration at one EHR (SECURITY S39): the client id and scope of its `knownFhirServers` entry
+ * when it has them, else the configuration's. Every step of a launch uses the registration of the EHR it
+ * talks to: the authorization request, the token request and client authentication, the id_token's
+ * `aud`/`azp`, refresh and revocation.
+ */
+export interface Registration {
+  clientId: string
+  /** The scope of an EHR launch. */
+  scope: string
+  /** The scope of a standalone launch: without the bare `launch` scope. */
+  standaloneScope: string
+  /** Whether the scope asks for an id_token (`openid`): a nonce is sent and checked. */
+  openid: boolean
+  /** The EHR's entry of `knownFhirServers`, if the app lists EHRs. */
+  server: KnownFhirServer | undefined
+}
+
+const registrations = new WeakMap<ResolvedConfig, Map<string, Registration>>()
+
+export function registrationFor(config: ResolvedConfig, iss: string): Registration {
+  let byServer = registrations.get(config)
+  if (!byServer) registrations.set(config, (byServer = new Map()))
+  const server = config.knownFhirServers?.get(normalizeIssuer(iss))
+  const key = server ? normalizeIssuer(server.issuer) : ''
+  let registration = byServer.get(key)
+  if (!registration) {
+    const scope = server?.scope ?? config.scope
+    const scopes = scope.split(' ')
+    registration = {
+      clientId: server?.clientId ?? config.clientId,
+      scope,
+      standaloneScope: scopes.filter((name) => name !== 'launch').join(' '),
+      openid: scopes.includes('openid'),
+      server,
+    }
+    byServer.set(key, registration)
+  }
+  return registration
+}
