@@ -2,6 +2,7 @@ export { SmartClient } from './client/SmartClient'
 export type { CallbackOptions, CallbackQuery, CallbackResult, SessionRef } from './client/SmartClient'
 export { ReadyClient } from './client/ReadyClient'
 export type { FhirRequestInit } from './client/ReadyClient'
+export type { FhirInteraction } from './oauth/scopes'
 export { isNotFound } from './client/fhir-api'
 export type {
   FhirBundleRequestEntry, FhirCacheOptions, FhirContextReference, FhirReadOptions, FhirResourceOf, FhirResourceType,

@@ -1,4 +1,5 @@
 import { SmartError } from '../errors'
+import { permits, type FhirInteraction } from '../oauth/scopes'
 import { boundedFetch, type HttpLimits } from '../oauth/http'
 import type { FhirContextItem, LaunchRecord } from '../storage/records'
 import { contextReference, FhirApi, userReference } from './fhir-api'
@@ -92,8 +93,8 @@ export class ReadyClient extends FhirApi {
   /** The FHIR base URL (`iss`) the launch came from. */
   readonly fhirServer: string
   /**
-   * The value that selects this launch as `X-Active-Patient`: the patient's id, or an opaque handle when the
-   * same id was launched from another EHR in this browser session first.
+   * The value that selects this launch as `X-Active-Patient`: the patient's id in an app of one EHR, else
+   * `<patient id>_<EHR tag>` (README, "Several patients in several tabs").
    */
   readonly activePatient: string
   /** The launch's patient, `{ id, reference }`, with `read()`. */
@@ -245,6 +246,17 @@ export class ReadyClient extends FhirApi {
   }
 
   /** The launch context, without tokens. */
+  /**
+   * Whether the granted scope lets the app do `interaction` on `resourceType` — in either SMART scope syntax
+   * (`patient/Observation.read`, `patient/Observation.rs`), in any context (patient, user, system).
+   *
+   * @example
+   * if (!req.smart.permits('create', 'Observation')) return res.status(403).send('This EHR did not grant writing vital signs')
+   */
+  permits(interaction: FhirInteraction, resourceType: string): boolean {
+    return permits(this.scope, interaction, resourceType)
+  }
+
   toJSON(): Record<string, unknown> {
     return {
       fhirServer: this.fhirServer,

@@ -21,6 +21,7 @@ import { fhirReadCacheFor } from './fhir-cache'
 import type { Observation } from './instrumentation'
 import { checkPatientId, isLive, needsTouch, newLaunchId, selectLaunch, withEnded, type CompletedLaunch } from './launch-identity'
 import { ReadyClient } from './ReadyClient'
+import { checkCapabilities, scopeForEhr } from './capabilities'
 import { registrationFor } from './registration'
 import { runtimeFor, type Runtime } from './runtime'
 import { sessionCacheFor } from './session-cache'
@@ -190,9 +191,11 @@ export class SmartClient {
     observation.set({ 'smart.iss': iss })
     const smart = await this.#rt.discover(iss)
     const registration = registrationFor(config, iss)
+    checkCapabilities(smart, iss, { kind, clientType: registration.server?.type ?? 'public' }, config.logger)
+    const requested = kind === 'ehr' ? registration.scope : registration.standaloneScope
     const request = await buildAuthorizationRequest(this.#authorizationServer(iss, smart), {
       redirectUri: config.callbackUrl,
-      scope: kind === 'ehr' ? registration.scope : registration.standaloneScope,
+      scope: scopeForEhr(smart, iss, requested, registration.server?.scope !== undefined, config.logger),
       launch,
       openid: registration.openid,
     })
