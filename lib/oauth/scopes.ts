@@ -3,7 +3,12 @@
  * `patient/Observation.rs`. What the app asks an EHR for, and what a granted scope permits.
  */
 
-/** The FHIR interactions a SMART v2 scope's permissions name: create, read, update, delete, search. */
+/**
+ * The FHIR interactions a SMART v2 scope's permissions name: create, read, update, delete, search.
+ *
+ * @example
+ * const canChart: boolean = req.smart.permits('create' satisfies FhirInteraction, 'Observation')
+ */
 export type FhirInteraction = 'create' | 'read' | 'update' | 'delete' | 'search'
 
 const V2_LETTERS: Record<string, FhirInteraction> = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' }

@@ -1,12 +1,15 @@
-import type { SessionData, Store } from 'express-session'
-import { boundedStorageCall, type SmartStorage } from './SmartStorage'
+import session, { type SessionData, type Store } from 'express-session'
+import type { SmartLogger } from '../config'
+import { innerStore } from './fail-fast-store'
 import { processMutex } from './lock'
+import { asPgStore, pgClaim } from './postgres'
+import { boundedStorageCall, type SmartStorage } from './SmartStorage'
 
 /**
  * Options of `expressSessionStorage`.
  *
  * @example
- * const storage = expressSessionStorage(store, { prefix: 'smart:', timeoutMs: 2000 })
+ * const storage = expressSessionStorage(store, { prefix: 'smart:', timeoutMs: 2000, logger: pino(), requireAtomicStore: true })
  */
 export interface ExpressSessionStorageOptions {
   /**
@@ -18,6 +21,17 @@ export interface ExpressSessionStorageOptions {
   ttlSeconds?: number
   /** Every store call fails with `STORAGE_UNAVAILABLE` after this long. Default 3000. */
   timeoutMs?: number
+  /**
+   * Where the warning about a store without a cross-process atomic primitive goes (once per store): any
+   * pino-compatible logger. Default: `process.emitWarning`, so that it is never silent.
+   */
+  logger?: SmartLogger
+  /**
+   * Refuse, with a `TypeError` at creation, a store whose locks and single-use markers would hold within one
+   * process only: anything but connect-redis (Redis, Redis Cluster), connect-pg-simple (PostgreSQL) and
+   * express-session's one-process `MemoryStore`. Default false: such a store works, with a warning.
+   */
+  requireAtomicStore?: boolean
 }
 
 /** What a SMART value looks like inside the session store: a session-shaped envelope whose cookie carries the TTL. */
@@ -60,6 +74,43 @@ function asRedisStore(store: Store): RedisLikeStore | null {
   return null
 }
 
+/** An atomic `setIfAbsent` shared by every process on the store. */
+type Claim = (key: string, value: unknown, ttlSeconds: number) => Promise<boolean>
+
+/** The store's own cross-process atomic write (Redis `SET NX`, a PostgreSQL upsert), or null when it has none we know. */
+function sharedClaimOf(store: Store, prefix: string): Claim | null {
+  const redis = asRedisStore(store)
+  if (redis) {
+    return async (key, value, ttlSeconds) => {
+      const reply = await redis.client.set(redis.prefix + prefix + key, redis.serializer.stringify(envelope(value, ttlSeconds)), {
+        expiration: { type: 'EX', value: Math.max(1, Math.ceil(ttlSeconds)) },
+        condition: 'NX',
+      })
+      return reply === 'OK'
+    }
+  }
+  const pg = asPgStore(store)
+  if (pg) return (key, value, ttlSeconds) => pgClaim(pg, prefix + key, envelope(value, ttlSeconds), ttlSeconds)
+  return null
+}
+
+/** Stores already reported as not atomic: the warning comes once per store, however many adapters use it. */
+const reported = new WeakSet<Store>()
+
+/** A store without a shared atomic primitive: a `TypeError` when the app requires one, else a warning, once. */
+function reportNotAtomic(store: Store, opts: ExpressSessionStorageOptions): void {
+  const name = store.constructor?.name || 'The session store'
+  const risk = 'single-use state and single-flight refresh hold within one process only (stores with a shared atomic primitive: connect-redis over Redis or Redis Cluster, connect-pg-simple over PostgreSQL)'
+  if (opts.requireAtomicStore) {
+    throw new TypeError(`express-smart-on-fhir: expressSessionStorage's "requireAtomicStore" option refuses ${name}: it has no atomic primitive shared across app processes, so ${risk}`)
+  }
+  if (reported.has(store)) return
+  reported.add(store)
+  const message = `express-smart-on-fhir: ${name} has no atomic primitive shared across app processes: ${risk}. Run one app process, use such a store, or set requireAtomicStore to refuse this one at start-up.`
+  if (opts.logger) opts.logger.warn({ event: 'smart.storage.not_atomic', store: name }, message)
+  else process.emitWarning(message, { code: 'SMART_STORE_NOT_ATOMIC' })
+}
+
 function envelope(value: unknown, ttlSeconds: number): Envelope {
   return { cookie: { expires: new Date(Date.now() + ttlSeconds * 1000).toISOString(), originalMaxAge: ttlSeconds * 1000 }, smart: value }
 }
@@ -78,8 +129,10 @@ function callStore<T>(run: (done: (err: unknown, result?: T) => void) => void): 
  * Adapts an express-session `Store` (its `MemoryStore`, connect-redis `RedisStore`, …) to `SmartStorage`,
  * so SMART state lives beside the app's sessions, with the same persistence and lifetime rules.
  *
- * `setIfAbsent` is atomic across processes over connect-redis (Redis `SET NX`), and within the process for
- * every other store (enough for `MemoryStore`, which cannot be shared anyway).
+ * `setIfAbsent` is atomic across processes over connect-redis (Redis `SET NX`) and connect-pg-simple (an
+ * upsert into its session table, see `pgClaim`), also behind `failFastStore`; within the process for every
+ * other store. That is enough for `MemoryStore`, which cannot be shared anyway; any other store is reported
+ * once (`logger`, else `process.emitWarning`), or refused with `requireAtomicStore`.
  *
  * @example
  * import session from 'express-session'
@@ -87,6 +140,9 @@ function callStore<T>(run: (done: (err: unknown, result?: T) => void) => void): 
  * const store = new RedisStore({ client: redisClient })
  * app.use(session({ store, secret, resave: false, saveUninitialized: false }))
  * const storage = expressSessionStorage(store, { prefix: 'smart:' })
+ * // or, over PostgreSQL:
+ * const pgStore = new (connectPgSimple(session))({ pool, createTableIfMissing: true })
+ * const pgStorage = expressSessionStorage(pgStore, { requireAtomicStore: true, logger: pino() })
  */
 export function expressSessionStorage(store: Store, opts: ExpressSessionStorageOptions = {}): SmartStorage {
   if (!store || typeof store.get !== 'function' || typeof store.set !== 'function' || typeof store.destroy !== 'function') {
@@ -96,12 +152,21 @@ export function expressSessionStorage(store: Store, opts: ExpressSessionStorageO
   if (HASH_TAG_BRACE.test(prefix)) {
     throw new TypeError(`express-smart-on-fhir: expressSessionStorage's "prefix" option (${JSON.stringify(prefix)}) must not contain "{" or "}": on a Redis Cluster they would override the hash tags that keep a session's keys in one slot`)
   }
+  if (opts.logger !== undefined && typeof opts.logger?.warn !== 'function') {
+    throw new TypeError('express-smart-on-fhir: expressSessionStorage\'s "logger" option must be a pino-compatible logger (with warn)')
+  }
+  if (opts.requireAtomicStore !== undefined && typeof opts.requireAtomicStore !== 'boolean') {
+    throw new TypeError('express-smart-on-fhir: expressSessionStorage\'s "requireAtomicStore" option must be a boolean')
+  }
   const defaultTtl = opts.ttlSeconds ?? 86_400
   const timeoutMs = opts.timeoutMs ?? 3000
-  const redis = asRedisStore(store)
+  const inner = innerStore(store)
+  const redis = asRedisStore(inner)
   if (redis && isClusterClient(redis.client) && HASH_TAG_BRACE.test(redis.prefix)) {
     throw new TypeError(`express-smart-on-fhir: the RedisStore "prefix" option (${JSON.stringify(redis.prefix)}) must not contain "{" or "}" over a Redis Cluster: they would override the hash tags that keep a session's keys in one slot and spread sessions over the masters`)
   }
+  const sharedClaim = sharedClaimOf(inner, prefix)
+  if (!sharedClaim && !(inner instanceof session.MemoryStore)) reportNotAtomic(inner, opts)
 
   const storage: SmartStorage = {
     get(key) {
@@ -122,14 +187,7 @@ export function expressSessionStorage(store: Store, opts: ExpressSessionStorageO
     },
     setIfAbsent(key, value, ttlSeconds) {
       return boundedStorageCall('an atomic write', timeoutMs, async () => {
-        if (redis) {
-          const json = redis.serializer.stringify(envelope(value, ttlSeconds))
-          const reply = await redis.client.set(redis.prefix + prefix + key, json, {
-            expiration: { type: 'EX', value: Math.max(1, Math.ceil(ttlSeconds)) },
-            condition: 'NX',
-          })
-          return reply === 'OK'
-        }
+        if (sharedClaim) return sharedClaim(key, value, ttlSeconds)
         return processMutex(store, key, async () => {
           if ((await storage.get(key)) !== undefined) return false
           await storage.set(key, value, ttlSeconds)

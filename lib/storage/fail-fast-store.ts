@@ -14,14 +14,25 @@ export interface FailFastStoreOptions {
 
 type Callback<T = unknown> = (err?: unknown, value?: T) => void
 
+/** Where a wrapper keeps the store it wraps. `Symbol.for`: two copies of the library still see each other's. */
+const WRAPPED: unique symbol = Symbol.for('express-smart-on-fhir.failFastStore.inner')
+
+/** The store a `failFastStore` wraps (however deep), or `store` itself: what decides its atomic primitive. */
+export function innerStore(store: Store): Store {
+  let inner: Store & { [WRAPPED]?: Store } = store
+  while (inner[WRAPPED]) inner = inner[WRAPPED]
+  return inner
+}
+
 /**
  * Wraps an express-session `Store` so that a store that is down or slow fails every request quickly with a
  * `SmartError('STORAGE_UNAVAILABLE')` (503) — express-session's own session look-up included — instead of
  * hanging or surfacing a raw driver error. It never reports the store as disconnected to express-session
  * (which would silently serve requests without a session); it fails them instead.
  *
- * connect-redis's client, prefix and serializer stay visible, so `expressSessionStorage` keeps using
- * Redis `SET NX` for its cross-process locks through the wrapper.
+ * `expressSessionStorage` sees the wrapped store through it, so it keeps using that store's atomic
+ * primitive (Redis `SET NX`, connect-pg-simple's table) for its cross-process locks; connect-redis's
+ * client, prefix and serializer stay visible on the wrapper too.
  *
  * @example
  * const store = failFastStore(new RedisStore({ client: redis }), { timeoutMs: 2000 })
@@ -43,6 +54,7 @@ export function failFastStore<S extends Store>(inner: S, opts: FailFastStoreOpti
   }
 
   class FailFastStore extends session.Store {
+    readonly [WRAPPED]: Store = inner
     get client(): unknown {
       return (inner as { client?: unknown }).client
     }
