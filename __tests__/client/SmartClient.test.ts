@@ -825,3 +825,35 @@ describe('SmartClient edges', () => {
     await expect(new SmartClient(s1, storage, config, devOptions).ready()).resolves.toMatchObject({ patient: { id: 'patient-1' } })
   })
 })
+
+describe('a refresh racing a relaunch (issue 19, found by the chaos test)', () => {
+  it('a refresh whose launch a relaunch of the same EHR and patient replaced while it waited for the lock serves the relaunch, never NO_SESSION', async () => {
+    const { MemoryStore } = await import('express-session')
+    const options = { ...devOptions, enableMultiLaunch: true }
+    const store = new MemoryStore()
+    const plain = expressSessionStorage(store)
+    // The refreshing "process" holds its lock request until the relaunch is stored (two storages: two processes).
+    let release!: () => void
+    let armed = false
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const holding: SmartStorage = {
+      get: (key) => plain.get(key), set: (key, value, ttl) => plain.set(key, value, ttl), delete: (key) => plain.delete(key),
+      setIfAbsent: async (key, value, ttl) => {
+        if (armed && key.startsWith('lock:')) {
+          armed = false
+          await held
+        }
+        return plain.setIfAbsent!(key, value, ttl)
+      },
+    }
+    const session = { sessionId: 'relaunched', activePatient: null }
+    await completeLaunch(ehr, { patient: 'patient-2', encounter: 'patient-2-encounter-1' }, new SmartClient(session, plain, openConfig(), options))
+    armed = true
+    const refreshing = new SmartClient(session, holding, openConfig(), options).refresh()
+    const relaunch = await completeLaunch(ehr, { patient: 'patient-2', encounter: 'patient-2-encounter-2' }, new SmartClient(session, plain, openConfig(), options))
+    release()
+    const fhir = await refreshing
+    expect(fhir.activePatient).toBe(relaunch.activePatient)
+    expect(fhir.encounter?.id).toBe('patient-2-encounter-2')
+  })
+})

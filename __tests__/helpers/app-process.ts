@@ -1,10 +1,13 @@
-// The test app (testApp) in a process of its own, over connect-redis: what several app instances on one
-// Redis really are, so that a test can SIGKILL one mid-request. processes.ts starts it as
+// The test app (testApp) in a process of its own, over connect-redis or connect-pg-simple: what several app
+// instances on one Redis or PostgreSQL really are, so that a test can SIGKILL one mid-request. processes.ts starts it as
 // `node -r esbuild-register app-process.ts` and reads `{"port":…}` from its first stdout line.
 //
-//   REDIS_URL            the Redis (required unless REDIS_CLUSTER_NODES)
+//   REDIS_URL            the Redis (required unless REDIS_CLUSTER_NODES or DATABASE_URL)
 //   REDIS_CLUSTER_NODES  `host:port,…` of a Redis Cluster to use instead (node-redis createCluster)
-//   KEY_PREFIX           connect-redis key prefix (required): one per test, so its keys can be found and removed
+//   KEY_PREFIX           connect-redis key prefix (required over Redis): one per test, so its keys can be found and removed
+//   DATABASE_URL         PostgreSQL to use instead of Redis (connect-pg-simple over a `pg` pool), when neither
+//                        REDIS_URL nor REDIS_CLUSTER_NODES is set
+//   PG_TABLE             connect-pg-simple's session table (required with DATABASE_URL): one per test, created by it
 //   ISS                  the mock EHR's FHIR base, the only issuer allowed to launch (required); or several,
 //                        comma-separated: every one of them is in knownFhirServers (selectors are then
 //                        `<patient id>_<EHR tag>`, not bare patient ids)
@@ -14,14 +17,19 @@
 //
 // GET /__process answers what the process did and holds: its outbound refresh grants and FHIR requests, and
 // process.memoryUsage() after a full GC when started with --expose-gc. A request with an `X-Test-Label`
-// header has the refresh grants it causes listed under that label (the soak's per-launch count).
+// header has the refresh grants it causes listed under that label (the soak's per-launch count), and
+// `serverErrors` counts the 5xx SmartErrors it answered by their message and cause, which the JSON answer
+// hides (smartErrorHandler's generic 502/503 text).
 import { AsyncLocalStorage } from 'node:async_hooks'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import connectPgSimple from 'connect-pg-simple'
 import { RedisStore } from 'connect-redis'
 import type { NextFunction, Request as ExpressRequest, Response } from 'express'
+import session, { type Store } from 'express-session'
+import { Pool } from 'pg'
 import { createClient, createCluster } from 'redis'
-import { failFastStore, type SmartClientOptions } from '../../lib'
+import { failFastStore, isSmartError, smartErrorHandler, type SmartClientOptions } from '../../lib'
 import { testApp } from './app'
 
 export interface ProcessReport {
@@ -29,6 +37,8 @@ export interface ProcessReport {
   /** Refresh grants this process sent, how many the EHR refused (4xx), and when, per `X-Test-Label`. */
   refreshGrants: { sent: number; refused: number; byLabel: Record<string, Array<{ at: number; status: number }>> }
   fhirRequests: number
+  /** 5xx SmartErrors answered, by `<status> <code>: <message>[ (cause: <message>)]`. */
+  serverErrors: Record<string, number>
   memory: NodeJS.MemoryUsage
   /** Whether `memory` was measured right after a full GC. */
   gc: boolean
@@ -48,15 +58,27 @@ function optionalNumber(name: string): number | undefined {
   return number
 }
 
-async function main(): Promise<void> {
-  const issuers = required('ISS').split(',').map((iss) => iss.trim()).filter(Boolean)
+/** The shared session store the environment names (a Redis Cluster, a Redis, or PostgreSQL), and how to let it go. */
+async function sharedStore(): Promise<{ store: Store; close: () => Promise<unknown> }> {
   const clusterNodes = process.env.REDIS_CLUSTER_NODES
+  if (!clusterNodes && !process.env.REDIS_URL && process.env.DATABASE_URL) {
+    const pool = new Pool({ connectionString: process.env.DATABASE_URL, connectionTimeoutMillis: 5000 })
+    pool.on('error', (err: Error) => console.error(`[app-process ${process.pid}] postgres: ${err.message}`))
+    const PGStore = connectPgSimple(session)
+    return { store: new PGStore({ pool, tableName: required('PG_TABLE') }), close: () => pool.end() }
+  }
   const redis = clusterNodes
     ? createCluster({ rootNodes: clusterNodes.split(',').map((node) => ({ url: `redis://${node.trim()}` })), defaults: { socket: { connectTimeout: 5000 } } })
     : createClient({ url: required('REDIS_URL'), socket: { connectTimeout: 5000 } })
   redis.on('error', (err: Error) => console.error(`[app-process ${process.pid}] redis: ${err.message}`))
   await redis.connect()
-  const store = failFastStore(new RedisStore({ client: redis, prefix: required('KEY_PREFIX') }))
+  return { store: new RedisStore({ client: redis, prefix: required('KEY_PREFIX') }), close: () => redis.close() }
+}
+
+async function main(): Promise<void> {
+  const issuers = required('ISS').split(',').map((iss) => iss.trim()).filter(Boolean)
+  const shared = await sharedStore()
+  const store = failFastStore(shared.store)
 
   const counts = { refreshSent: 0, refreshRefused: 0, fhirRequests: 0 }
   const byLabel: ProcessReport['refreshGrants']['byLabel'] = {}
@@ -80,7 +102,8 @@ async function main(): Promise<void> {
     ...(optionalNumber('HTTP_TIMEOUT_MS') !== undefined ? { httpTimeoutMs: optionalNumber('HTTP_TIMEOUT_MS') } : {}),
     ...(optionalNumber('REFRESH_LEEWAY_SECONDS') !== undefined ? { refreshLeewaySeconds: optionalNumber('REFRESH_LEEWAY_SECONDS') } : {}),
   }
-  const app = testApp({ store, options, jsonErrors: true, config: { allowAnyIssuer: undefined, knownFhirServers: issuers.map((issuer) => ({ issuer, type: 'public' as const })) } })
+  const serverErrors: Record<string, number> = {}
+  const app = testApp({ store, options, config: { allowAnyIssuer: undefined, knownFhirServers: issuers.map((issuer) => ({ issuer, type: 'public' as const })) } })
   app.get('/__process', (_req, res) => {
     const gc = (globalThis as { gc?: () => void }).gc
     gc?.()
@@ -88,11 +111,22 @@ async function main(): Promise<void> {
       pid: process.pid,
       refreshGrants: { sent: counts.refreshSent, refused: counts.refreshRefused, byLabel },
       fhirRequests: counts.fhirRequests,
+      serverErrors,
       memory: process.memoryUsage(),
       gc: gc !== undefined,
     }
     res.json(report)
   })
+  // testApp's jsonErrors, with the 5xx counted first: their messages do not reach the client.
+  app.use((err: unknown, _req: ExpressRequest, _res: Response, next: NextFunction) => {
+    if (isSmartError(err) && err.status >= 500) {
+      const cause = err.cause instanceof Error ? ` (cause: ${err.cause.message})` : ''
+      const key = `${err.status} ${err.code}: ${err.message}${cause}`
+      serverErrors[key] = (serverErrors[key] ?? 0) + 1
+    }
+    next(err)
+  })
+  app.use(smartErrorHandler())
   // What smartErrorHandler passes on is a bug (a 500): say it on stderr, which the harness shows on failure.
   app.use((err: unknown, req: ExpressRequest, _res: Response, next: NextFunction) => {
     console.error(`[app-process ${process.pid}] ${req.method} ${req.url}:`, err)
@@ -109,7 +143,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => {
     server.closeAllConnections()
     server.close()
-    void redis.close().finally(() => process.exit(0))
+    void shared.close().finally(() => process.exit(0))
   })
 }
 

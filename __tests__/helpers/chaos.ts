@@ -10,12 +10,16 @@
 // A wrong-patient answer is any 2xx to a tab that is not for the EHR and patient that tab launched (headers
 // X-Smart-Iss, X-Smart-Patient, X-Active-Patient and the body), or a callback handing out a selector that
 // names another patient or that another (EHR, patient) got before. `leaked`: any 2xx to the attacker that is
-// not for its own launch. The seed fixes the choices, not the interleaving (two processes, real sockets).
+// not for its own launch. Also counted: 500s, requests left unanswered, refusals by status, code and what the
+// tab had reason to expect, and `servedAfterLogout` (a 2xx for a launch the browser closed with nothing else
+// under way and did not launch again). Each finding comes with the browser's last steps and the session ids
+// its requests carried. The seed fixes the choices, not the interleaving (two processes, real sockets).
 //
 //   const report = await runChaos({ seed: 1, durationMs: 8000, apps, ehrs: [ehrA, ehrB] })
 //   expect(report.counts.wrong).toBe(0)
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import type { MockEhr } from '../../lib/testing'
+import type { ProcessReport } from './app-process'
 
 /** mulberry32: a small, fast, seedable PRNG (uniform in [0, 1)). */
 export function mulberry32(seed: number): () => number {
@@ -66,9 +70,13 @@ export class Rng {
 
 /**
  * A browser's cookies for 127.0.0.1 (cookies ignore the port, so both app processes see the same ones). Only what
- * the app sets: host-only cookies of Path=/; `Max-Age<=0` or a past `Expires` deletes.
+ * the app sets: host-only cookies of Path=/; `Max-Age<=0` or a past `Expires` deletes. Sent oldest first, a
+ * replaced cookie keeping its place (RFC 6265 §5.3 step 11, §5.4); beyond 180 cookies the oldest go until 150
+ * are left, as Chrome does per domain.
  */
 export class CookieJar {
+  static readonly MAX = 180
+  static readonly PURGE_TO = 150
   readonly #cookies = new Map<string, string>()
 
   apply(setCookies: readonly string[]): void {
@@ -90,6 +98,18 @@ export class CookieJar {
       if (expired) this.#cookies.delete(name)
       else this.#cookies.set(name, value)
     }
+    if (this.#cookies.size > CookieJar.MAX) {
+      for (const name of [...this.#cookies.keys()].slice(0, this.#cookies.size - CookieJar.PURGE_TO)) this.#cookies.delete(name)
+    }
+  }
+
+  get size(): number {
+    return this.#cookies.size
+  }
+
+  /** The user clears the site's cookies. */
+  clear(): void {
+    this.#cookies.clear()
   }
 
   get(name: string): string | undefined {
@@ -111,6 +131,20 @@ export interface Answer {
   headers: IncomingHttpHeaders
   setCookies: string[]
   body: string
+  /** For the trace: the session id the request carried, and the one its answer sets (6 characters each). */
+  sids?: string
+}
+
+/** The first characters of the session id in a `connect.sid` value (`s:<id>.<signature>`), for traces. */
+function shortSid(value: string | undefined): string {
+  if (value === undefined) return '-'
+  const decoded = decodeURIComponent(value)
+  return (decoded.startsWith('s:') ? decoded.slice(2) : decoded).slice(0, 6)
+}
+
+function setSidOf(setCookies: readonly string[]): string | undefined {
+  const line = setCookies.find((cookie) => cookie.startsWith('connect.sid='))
+  return line === undefined ? undefined : line.slice('connect.sid='.length).split(';')[0]
 }
 
 const REQUEST_TIMEOUT_MS = 20_000
@@ -157,13 +191,17 @@ export interface ChaosOptions {
   attackEveryMs?: number
   /** All access tokens of one EHR revoked about every this many ms (default 2000); 0: never. */
   revokeEveryMs?: number
+  /** Steps of a browser shown with each incident (default 40). */
+  traceLines?: number
+  /** Describes what the store holds for a session id (its full `connect.sid` value), added to each note. */
+  inspect?: (connectSid: string) => Promise<string>
 }
 
 export interface ChaosCounts {
   launchesStarted: number
   /** Callbacks answered 302 (whether or not the browser got that answer). */
   launchesCompleted: number
-  /** /launch or callback answered something else than 302, by `<status> <code>`. */
+  /** /launch or callback answered something else than 302, by step, `<status> <code>` and message. */
   launchRefusals: Record<string, number>
   relaunches: number
   bursts: number
@@ -172,13 +210,26 @@ export interface ChaosCounts {
   ok: number
   /** Non-2xx answers to calls, by `<status> <code>`. */
   refusals: Record<string, number>
+  /**
+   * The same by what the tab had reason to expect — `closed tab` (it, or a logout sent since its launch started,
+   * closed it), an open tab in a browser the attacker planted its cookie in, an open tab whose browser's session
+   * cookie was set back since (an answer applied after a later one), or just `open tab` (nothing explains it) —
+   * and by message.
+   */
+  refusalDetail: Record<string, number>
   wrong: number
   logouts: number
   logoutsAll: number
   /** 2xx for a selector after this browser closed it (quietly: nothing else in flight, no relaunch since). */
   servedAfterLogout: number
-  faults: { callbacksDropped: number; callbacksHeld: number; heldAppliedAfterAnother: number; launchAnswersDropped: number; tokensRevoked: number; parallelSteps: number }
+  faults: {
+    callbacksDropped: number; callbacksHeld: number; heldAppliedAfterAnother: number; launchAnswersDropped: number; tokensRevoked: number; parallelSteps: number
+    /** Not a fault injected: users who cleared their cookies after launches kept failing. */
+    cookiesCleared: number
+  }
   attacks: number
+  /** Attacks whose victim completed its launch with the planted session cookie (the ones that test something). */
+  attacksLaunched: number
   attackerCalls: number
   attackerRefusals: Record<string, number>
   leaked: number
@@ -194,13 +245,15 @@ export interface ChaosReport {
   counts: ChaosCounts
   /** Each wrong, leaked, 500 or network error, with the last steps of the browser it happened in. */
   incidents: string[]
+  /** The first few refusals of a tab whose launch should be live (nothing wrong in itself: what it cost), with their steps. */
+  notes: string[]
 }
 
 const newCounts = (): ChaosCounts => ({
-  launchesStarted: 0, launchesCompleted: 0, launchRefusals: {}, relaunches: 0, bursts: 0, calls: 0, ok: 0, refusals: {}, wrong: 0,
+  launchesStarted: 0, launchesCompleted: 0, launchRefusals: {}, relaunches: 0, bursts: 0, calls: 0, ok: 0, refusals: {}, refusalDetail: {}, wrong: 0,
   logouts: 0, logoutsAll: 0, servedAfterLogout: 0,
-  faults: { callbacksDropped: 0, callbacksHeld: 0, heldAppliedAfterAnother: 0, launchAnswersDropped: 0, tokensRevoked: 0, parallelSteps: 0 },
-  attacks: 0, attackerCalls: 0, attackerRefusals: {}, leaked: 0, serverErrors: 0, networkErrors: 0,
+  faults: { callbacksDropped: 0, callbacksHeld: 0, heldAppliedAfterAnother: 0, launchAnswersDropped: 0, tokensRevoked: 0, parallelSteps: 0, cookiesCleared: 0 },
+  attacks: 0, attacksLaunched: 0, attackerCalls: 0, attackerRefusals: {}, leaked: 0, serverErrors: 0, networkErrors: 0,
 })
 
 const bump = (map: Record<string, number>, key: string): void => {
@@ -216,6 +269,13 @@ const codeOf = (answer: Answer): string => {
 }
 
 const statusKey = (answer: Answer): string => `${answer.status} ${codeOf(answer)}`.trim()
+const messageOf = (answer: Answer): string => {
+  try {
+    return String((JSON.parse(answer.body) as { message?: unknown }).message ?? '')
+  } catch {
+    return answer.body.slice(0, 80)
+  }
+}
 const trimSlash = (url: string): string => url.replace(/\/+$/, '')
 const header = (answer: Answer, name: string): string | undefined => {
   const value = answer.headers[name]
@@ -225,6 +285,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 type Fault = 'none' | 'dropCallback' | 'holdCallback' | 'dropLaunch'
 
+/** Launches refused in a row before the simulated user clears the site's cookies. */
+const CLEAR_COOKIES_AFTER = 5
+
+const identityOf = (tab: Tab): string => `${tab.ehr.name} ${tab.patient}`
+
 interface Tab {
   id: string
   ehr: ChaosEhr
@@ -232,6 +297,10 @@ interface Tab {
   /** The `?patient=` its callback gave; null until its answer arrived (never, when it was lost). */
   selector: string | null
   state: 'launching' | 'open' | 'lost' | 'closed'
+  /** When its (latest) launch started. */
+  launchedAt: number
+  /** The browser's cookie epoch when its answer was applied. */
+  epoch: number
 }
 
 /** A callback answer on its way to the browser: applying it sets its cookies and gives the tab its selector. */
@@ -239,7 +308,7 @@ interface Delivery {
   tab: Tab
   answer: Answer
   selector: string
-  /** The browser's deliveries before this one was held (reordering is then visible). */
+  /** How many answers this browser had applied when this one was held: any more when it is applied, and it arrives out of order. */
   heldAfter: number
 }
 
@@ -247,6 +316,7 @@ interface Delivery {
 class Run {
   readonly counts = newCounts()
   readonly incidents: string[] = []
+  readonly notes: string[] = []
   /** selector → `<iss> <patient>`: a selector is a function of (EHR, patient) and must never mean another. */
   readonly selectors = new Map<string, string>()
   readonly started = Date.now()
@@ -260,12 +330,12 @@ class Run {
   at(): string {
     return `${String(Date.now() - this.started).padStart(6)}ms`
   }
-  incident(what: string, trace: readonly string[]): void {
-    this.incidents.push(`seed ${this.opts.seed}: ${what}\n  last steps:\n    ${trace.join('\n    ')}`)
+  incident(what: string, trace: readonly string[], into = this.incidents): void {
+    into.push(`seed ${this.opts.seed}: ${what}\n  last steps:\n    ${trace.join('\n    ')}`)
   }
 }
 
-const describe = (answer: Answer): string =>
+const describeAnswer = (answer: Answer): string =>
   `${answer.status} X-Active-Patient=${header(answer, 'x-active-patient')} X-Smart-Iss=${header(answer, 'x-smart-iss')} ` +
   `X-Smart-Patient=${header(answer, 'x-smart-patient')} body=${answer.body.slice(0, 300)}`
 
@@ -275,7 +345,18 @@ class SimBrowser {
   readonly held: Delivery[] = []
   deliveries = 0
   inFlight = 0
-  /** Selectors this browser closed with nothing else in flight, and has not launched again since. */
+  /** Launches in a row that the app refused: after a few the user clears the site's cookies and starts over. */
+  failedInARow = 0
+  /**
+   * Bumped when the session cookie goes back to an older value (an answer applied after a later one's): tabs
+   * answered before then may be refused, which is not the same as a refusal out of the blue.
+   */
+  epoch = 0
+  /** An attacker's session cookie was planted in this browser (its tabs' launches may land in several sessions). */
+  planted = false
+  /** When a logout of an (EHR, patient) — or of all, under '*' — was last sent. */
+  readonly closedAt = new Map<string, number>()
+  /** (EHR, patient)s this browser closed with nothing else under way, and has not launched again since. */
   readonly quietlyClosed = new Set<string>()
   readonly #trace: string[] = []
   #tabCount = 0
@@ -284,7 +365,7 @@ class SimBrowser {
 
   log(line: string): void {
     this.#trace.push(`${this.run.at()} ${this.name} ${line}`)
-    if (this.#trace.length > 40) this.#trace.shift()
+    if (this.#trace.length > (this.run.opts.traceLines ?? 40)) this.#trace.shift()
   }
 
   get trace(): readonly string[] {
@@ -294,8 +375,11 @@ class SimBrowser {
   /** A request with this browser's cookies as they are when it leaves; null (counted) on a network error. */
   async send(app: ChaosApp, method: string, path: string, headers: Record<string, string | undefined> = {}): Promise<Answer | null> {
     this.inFlight++
+    const sent = shortSid(this.jar.get('connect.sid'))
     try {
       const answer = await send(`${app.url}${path}`, method, { ...headers, cookie: this.jar.header() })
+      const set = setSidOf(answer.setCookies)
+      answer.sids = ` [sid ${sent}${set === undefined ? '' : `→${shortSid(set)}`}]`
       if (answer.status === 500) {
         this.run.counts.serverErrors++
         this.log(`${method} ${path} on ${app.name} -> 500 ${answer.body.slice(0, 200)}`)
@@ -313,10 +397,12 @@ class SimBrowser {
   }
 
   newTab(ehr: ChaosEhr, patient: string): Tab {
-    const tab: Tab = { id: `${this.name}.t${++this.#tabCount}`, ehr, patient, selector: null, state: 'launching' }
+    const tab: Tab = { id: `${this.name}.t${++this.#tabCount}`, ehr, patient, selector: null, state: 'launching', launchedAt: Date.now(), epoch: 0 }
     this.tabs.push(tab)
-    // Forget the oldest tabs that can no longer call (lost) beyond a dozen.
-    if (this.tabs.length > 12) this.tabs.splice(this.tabs.findIndex((t) => t.state !== 'launching'), 1)
+    // Beyond a dozen tabs, the oldest one that cannot call (lost), else the oldest closed one, is forgotten.
+    const lost = this.tabs.findIndex((t) => t.state === 'lost')
+    const forget = lost >= 0 ? lost : this.tabs.findIndex((t) => t.state === 'closed')
+    if (this.tabs.length > 12 && forget >= 0) this.tabs.splice(forget, 1)
     return tab
   }
 
@@ -328,7 +414,9 @@ class SimBrowser {
     const { counts } = this.run
     const iss = trimSlash(tab.ehr.ehr.iss)
     tab.state = 'launching'
-    this.quietlyClosed.delete(this.selectorOf(tab))
+    tab.selector = null
+    tab.launchedAt = Date.now()
+    this.quietlyClosed.delete(identityOf(tab))
     counts.launchesStarted++
     const query = new URL(tab.ehr.ehr.launchUrl('http://app.test/launch', { patient: tab.patient })).search
     const first = this.rng.pick(this.run.opts.apps)
@@ -354,25 +442,24 @@ class SimBrowser {
     const answer = await this.send(second, 'GET', `${back.pathname}${back.search}`)
     if (answer === null || answer.status !== 302) return this.failed(tab, `callback on ${second.name}`, answer)
     counts.launchesCompleted++
+    this.failedInARow = 0
     const selector = new URL(String(answer.headers.location), 'http://app.test').searchParams.get('patient') ?? ''
-    this.log(`${tab.id} launch ${tab.ehr.name}/${tab.patient} via ${first.name}, callback ${second.name} -> ?patient=${selector}${fault === 'none' ? '' : ` [${fault}]`}`)
+    this.log(`${tab.id} launch ${tab.ehr.name}/${tab.patient} via ${first.name}${started.sids}, callback ${second.name}${answer.sids} -> ?patient=${selector}${fault === 'none' ? '' : ` [${fault}]`}`)
     this.checkSelector(tab, iss, selector)
     if (fault === 'dropCallback') {
       counts.faults.callbacksDropped++
       tab.state = 'lost'
       return null
     }
-    return { tab, answer, selector, heldAfter: this.deliveries }
-  }
-
-  /** The selector a tab's launch should get (for bookkeeping before its answer is known). */
-  selectorOf(tab: Tab): string {
-    return tab.selector ?? `${tab.patient}?${tab.ehr.name}`
+    return { tab, answer, selector, heldAfter: 0 }
   }
 
   failed(tab: Tab, step: string, answer: Answer | null): null {
-    if (answer !== null) bump(this.run.counts.launchRefusals, statusKey(answer))
-    this.log(`${tab.id} ${step} ${tab.ehr.name}/${tab.patient} -> ${answer ? statusKey(answer) : 'no answer'}`)
+    this.failedInARow++
+    if (answer !== null) bump(this.run.counts.launchRefusals, `${step.split(' ')[0]} ${statusKey(answer)} | ${messageOf(answer)}`)
+    const launchCookies = (this.jar.header() ?? '').split('; ').filter((cookie) => /^(__Host-)?smart-launch-/.test(cookie)).length
+    this.log(`${tab.id} ${step} ${tab.ehr.name}/${tab.patient} -> ${answer ? `${statusKey(answer)}${answer.sids}` : 'no answer'} (${launchCookies} launch cookies held)`)
+    if (answer?.status === 400 && this.run.notes.length < 5) this.run.incident(`${tab.id} ${step} refused: ${statusKey(answer)} ${messageOf(answer)}`, this.trace, this.run.notes)
     tab.state = 'lost'
     return null
   }
@@ -389,14 +476,19 @@ class SimBrowser {
     }
   }
 
-  deliver(delivery: Delivery): void {
+  deliver(delivery: Delivery, late = false): void {
     const { tab, answer, selector } = delivery
     this.jar.apply(answer.setCookies)
+    const reordered = late && this.deliveries > delivery.heldAfter
+    if (reordered) {
+      this.run.counts.faults.heldAppliedAfterAnother++
+      this.epoch++
+    }
     this.deliveries++
-    if (this.deliveries > delivery.heldAfter + 1) this.run.counts.faults.heldAppliedAfterAnother++
     tab.selector = selector
     tab.state = 'open'
-    this.quietlyClosed.delete(selector)
+    // The late answer's own tab is behind the later ones too.
+    tab.epoch = reordered ? this.epoch - 1 : this.epoch
   }
 
   /** Delivers now, or holds it for a later step ('holdCallback'). */
@@ -404,7 +496,7 @@ class SimBrowser {
     if (delivery === null) return
     if (fault === 'holdCallback') {
       this.run.counts.faults.callbacksHeld++
-      this.held.push(delivery)
+      this.held.push({ ...delivery, heldAfter: this.deliveries })
       return
     }
     this.deliver(delivery)
@@ -412,8 +504,8 @@ class SimBrowser {
 
   releaseHeld(): void {
     const [delivery] = this.held.splice(this.rng.int(this.held.length), 1)
-    this.log(`${delivery.tab.id} held callback answer applied now (?patient=${delivery.selector})`)
-    this.deliver(delivery)
+    this.log(`${delivery.tab.id} held callback answer applied now (?patient=${delivery.selector}, sid →${shortSid(setSidOf(delivery.answer.setCookies))})`)
+    this.deliver(delivery, true)
   }
 
   /** GET /api/context (or /api/patient, a FHIR read) with the tab's selector; every 2xx is checked. */
@@ -427,20 +519,35 @@ class SimBrowser {
     if (answer === null) return
     if (answer.status < 200 || answer.status >= 300) {
       bump(counts.refusals, statusKey(answer))
-      this.log(`${tab.id} ${path} ${selector} on ${app.name} -> ${statusKey(answer)}`)
+      const closed = tab.state === 'closed' || Math.max(this.closedAt.get(identityOf(tab)) ?? 0, this.closedAt.get('*') ?? 0) >= tab.launchedAt
+      const kind = closed ? 'closed tab'
+        : this.planted ? 'open tab, in a browser the attacker planted its cookie in'
+          : tab.epoch !== this.epoch ? 'open tab, session cookie set back since (an answer applied after a later one)' : 'open tab'
+      bump(counts.refusalDetail, `${kind} | ${statusKey(answer)} | ${messageOf(answer)}`)
+      this.log(`${tab.id} ${path} ${selector} on ${app.name} -> ${statusKey(answer)}${answer.sids}`)
+      const sid = this.jar.get('connect.sid')
+      if (kind === 'open tab' && this.run.notes.length < 5) {
+        const stored = sid && this.run.opts.inspect ? `\n  the store:\n    ${(await this.run.opts.inspect(sid).catch((err: Error) => err.message)).split('\n').join('\n    ')}` : ''
+        this.run.incident(`${tab.id} (${tab.ehr.name}/${tab.patient}, open) refused: ${statusKey(answer)} ${messageOf(answer)}${stored}`, this.trace, this.run.notes)
+      }
       return
     }
     counts.ok++
     const iss = trimSlash(tab.ehr.ehr.iss)
-    const body = JSON.parse(answer.body) as { id?: string; fhirServer?: string; patient?: { id?: string } }
+    let body: { id?: string; fhirServer?: string; patient?: { id?: string } } = {}
+    try {
+      body = JSON.parse(answer.body) as typeof body
+    } catch {
+      // not JSON: the checks below fail
+    }
     const bodyPatient = fhirRead ? body.id : body.patient?.id
     const right = trimSlash(header(answer, 'x-smart-iss') ?? '') === iss && header(answer, 'x-smart-patient') === tab.patient &&
       header(answer, 'x-active-patient') === selector && bodyPatient === tab.patient && (fhirRead || trimSlash(body.fhirServer ?? '') === iss)
-    this.log(`${tab.id} ${path} ${selector} on ${app.name} -> ${answer.status}${right ? '' : ' WRONG'}`)
+    this.log(`${tab.id} ${path} ${selector} on ${app.name} -> ${answer.status}${answer.sids}${right ? '' : ' WRONG'}`)
     if (!right) {
       counts.wrong++
-      this.run.incident(`WRONG: ${tab.id} launched ${tab.ehr.name} ${iss} ${tab.patient}, sent X-Active-Patient ${selector} to ${app.name} ${path}, got ${describe(answer)}`, this.trace)
-    } else if (this.quietlyClosed.has(selector)) {
+      this.run.incident(`WRONG: ${tab.id} launched ${tab.ehr.name} ${iss} ${tab.patient}, sent X-Active-Patient ${selector} to ${app.name} ${path}, got ${describeAnswer(answer)}`, this.trace)
+    } else if (this.quietlyClosed.has(identityOf(tab))) {
       counts.servedAfterLogout++
       this.run.incident(`served after logout: ${tab.id} ${selector} closed (204) and not launched since, ${app.name} ${path} answered ${answer.status}`, this.trace)
     }
@@ -448,15 +555,19 @@ class SimBrowser {
 
   /** POST /logout for one tab's launch (`tab`), or for all of them. */
   async logout(tab: Tab | null): Promise<void> {
-    const quiet = this.inFlight === 0 && this.held.length === 0
+    const isQuiet = () => this.inFlight === 0 && this.held.length === 0 && !this.tabs.some((t) => t.state === 'launching')
+    const quietBefore = isQuiet()
+    // From when it leaves: a request answered before it may have been refused because of it.
+    this.closedAt.set(tab ? identityOf(tab) : '*', Date.now())
     const app = this.rng.pick(this.run.opts.apps)
     const answer = await this.send(app, 'POST', '/logout', tab ? { 'x-active-patient': tab.selector! } : { 'sec-fetch-site': 'same-origin' })
-    this.log(`logout ${tab ? `${tab.id} ${tab.selector}` : 'ALL'} on ${app.name} -> ${answer ? statusKey(answer) : 'no answer'}`)
+    this.log(`logout ${tab ? `${tab.id} ${tab.selector}` : 'ALL'} on ${app.name} -> ${answer ? `${statusKey(answer)}${answer.sids}` : 'no answer'}`)
     if (answer === null || answer.status !== 204) return
+    const quiet = quietBefore && isQuiet()
     const closing = this.tabs.filter((t) => t.state === 'open' && (tab === null || t.selector === tab.selector))
     for (const t of closing) {
       t.state = 'closed'
-      if (quiet && this.inFlight === 0 && this.held.length === 0) this.quietlyClosed.add(t.selector!)
+      if (quiet) this.quietlyClosed.add(identityOf(t))
     }
     if (tab) this.run.counts.logouts++
     else this.run.counts.logoutsAll++
@@ -465,6 +576,7 @@ class SimBrowser {
   /** One random step of this browser. */
   async step(): Promise<void> {
     const { rng } = this
+    if (this.failedInARow >= CLEAR_COOKIES_AFTER && this.inFlight === 0 && !this.tabs.some((t) => t.state === 'launching')) return this.clearCookies()
     const callable = this.tabs.filter((t) => t.selector !== null && (t.state === 'open' || t.state === 'closed'))
     const open = this.tabs.filter((t) => t.state === 'open')
     const op = rng.weighted({
@@ -506,6 +618,19 @@ class SimBrowser {
     }
   }
 
+  /** What a user does whose launches keep failing: clears the site's cookies; every tab is gone with them. */
+  clearCookies(): void {
+    this.log(`${this.failedInARow} launches refused in a row: cookies cleared (${this.jar.size} of them), ${this.tabs.length} tabs closed`)
+    this.run.counts.faults.cookiesCleared++
+    this.jar.clear()
+    this.tabs = []
+    this.held.length = 0
+    this.quietlyClosed.clear()
+    this.failedInARow = 0
+    this.planted = false
+    this.epoch++
+  }
+
   drawFault(): Fault {
     return this.rng.weighted<Fault>({ none: 70, dropCallback: 12, holdCallback: 15, dropLaunch: 3 })
   }
@@ -538,12 +663,19 @@ class SimBrowser {
 
 const ATTACKER_PATIENT = 'intruder-1'
 
+/** The run's browsers; `create` makes one (null beyond the bound) whose steps begin at `start`. */
+interface Browsers {
+  all: SimBrowser[]
+  create(): SimBrowser | null
+  start(browser: SimBrowser): void
+}
+
 /**
  * S34/S35 from outside: an attacker with a launch of its own (a patient no victim launches) plants its session
  * cookie in a victim browser, lets the victim launch, then asks with its own cookies for the victim's selector
  * and with no selector at all. Any 2xx not for its own launch is `leaked`.
  */
-async function attack(run: Run, rng: Rng, browsers: SimBrowser[], newBrowser: () => SimBrowser | null, n: number): Promise<void> {
+async function attack(run: Run, rng: Rng, browsers: Browsers, n: number): Promise<void> {
   const { counts, opts } = run
   const attacker = new SimBrowser(`attacker${n}`, run, rng.fork(1000 + n))
   const ehr = rng.pick(opts.ehrs)
@@ -551,19 +683,24 @@ async function attack(run: Run, rng: Rng, browsers: SimBrowser[], newBrowser: ()
   await attacker.launchTab(own, 'none')
   const planted = attacker.jar.get('connect.sid')
   if (own.state !== 'open' || planted === undefined) return
-  const victim = (rng.chance(0.5) ? newBrowser() : null) ?? rng.pick(browsers)
+  // A new browser (its own steps start after this launch), or one in the middle of its steps.
+  const fresh = rng.chance(0.5) ? browsers.create() : null
+  const victim = fresh ?? rng.pick(browsers.all)
   counts.attacks++
   victim.jar.plant('connect.sid', planted)
-  victim.log(`attacker${n} planted its connect.sid (its launch: ${ehr.name}/${ATTACKER_PATIENT} ${own.selector})`)
+  victim.planted = true
+  victim.log(`attacker${n} planted its connect.sid ${shortSid(planted)} (its launch: ${ehr.name}/${ATTACKER_PATIENT} ${own.selector})`)
   const tab = victim.newTab(rng.pick(opts.ehrs), rng.pick(opts.patients))
   await victim.launchTab(tab, 'none')
+  if (fresh) browsers.start(fresh)
+  if (tab.state === 'open') counts.attacksLaunched++
   const targets = [...new Set([tab, ...victim.tabs].flatMap((t) => (t.selector !== null ? [t.selector] : [])))]
   for (const selector of [...targets.slice(0, 3), null]) {
     for (const app of opts.apps) {
       counts.attackerCalls++
       const answer = await attacker.send(app, 'GET', '/api/context', { 'x-active-patient': selector ?? undefined })
       if (answer === null) continue
-      attacker.log(`GET /api/context ${selector ?? '(no X-Active-Patient)'} on ${app.name} -> ${answer.status}`)
+      attacker.log(`GET /api/context ${selector ?? '(no X-Active-Patient)'} on ${app.name} -> ${answer.status}${answer.sids}`)
       if (answer.status < 200 || answer.status >= 300) {
         bump(counts.attackerRefusals, statusKey(answer))
         continue
@@ -571,7 +708,7 @@ async function attack(run: Run, rng: Rng, browsers: SimBrowser[], newBrowser: ()
       const mine = header(answer, 'x-smart-patient') === ATTACKER_PATIENT && trimSlash(header(answer, 'x-smart-iss') ?? '') === trimSlash(ehr.ehr.iss)
       if (!mine) {
         counts.leaked++
-        run.incident(`LEAKED: attacker${n} asked ${app.name} for ${selector ?? '(no header)'} of ${victim.name} and got ${describe(answer)}`, [...attacker.trace, ...victim.trace])
+        run.incident(`LEAKED: attacker${n} asked ${app.name} for ${selector ?? '(no header)'} of ${victim.name} and got ${describeAnswer(answer)}`, [...attacker.trace, ...victim.trace])
       }
     }
   }
@@ -581,17 +718,19 @@ async function attack(run: Run, rng: Rng, browsers: SimBrowser[], newBrowser: ()
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const run = new Run({ patients: ['patient-1', 'patient-2', 'patient-3'], ...options })
   const root = new Rng(options.seed)
-  const browsers: SimBrowser[] = []
   const loops: Array<Promise<void>> = []
   const maxBrowsers = options.maxBrowsers ?? 8
-  const newBrowser = (): SimBrowser | null => {
-    if (browsers.length >= maxBrowsers) return null
-    const browser = new SimBrowser(`b${browsers.length + 1}`, run, root.fork(browsers.length))
-    browsers.push(browser)
-    loops.push(browser.loop())
-    return browser
+  const browsers: Browsers = {
+    all: [],
+    create() {
+      if (this.all.length >= maxBrowsers) return null
+      const browser = new SimBrowser(`b${this.all.length + 1}`, run, root.fork(this.all.length))
+      this.all.push(browser)
+      return browser
+    },
+    start: (browser) => void loops.push(browser.loop()),
   }
-  for (let i = 0; i < (options.browsers ?? 4); i++) newBrowser()
+  for (let i = 0; i < (options.browsers ?? 4); i++) browsers.start(browsers.create()!)
 
   const background: Array<Promise<void>> = []
   const every = async (ms: number, rng: Rng, work: (n: number) => Promise<void> | void): Promise<void> => {
@@ -605,7 +744,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const revokeEveryMs = options.revokeEveryMs ?? 2000
   if (attackEveryMs > 0) {
     const rng = root.fork(500)
-    background.push(every(attackEveryMs, rng, (n) => attack(run, rng, browsers, newBrowser, n)))
+    background.push(every(attackEveryMs, rng, (n) => attack(run, rng, browsers, n)))
   }
   if (revokeEveryMs > 0) {
     const rng = root.fork(600)
@@ -617,8 +756,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   await Promise.all(background)
   // Victims join while the loops run: wait until no loop is left that has not ended.
   for (let i = 0; i < loops.length; i++) await loops[i]
-  await Promise.all(browsers.map((browser) => browser.finish()))
-  return { seed: options.seed, elapsedMs: Date.now() - run.started, counts: run.counts, incidents: run.incidents }
+  await Promise.all(browsers.all.map((browser) => browser.finish()))
+  return { seed: options.seed, elapsedMs: Date.now() - run.started, counts: run.counts, incidents: run.incidents, notes: run.notes }
 }
 
 const sum = (map: Record<string, number>): number => Object.values(map).reduce((a, b) => a + b, 0)
@@ -634,10 +773,13 @@ export function summarize(report: ChaosReport): string {
       ` (${c.relaunches} relaunches, ${c.bursts} bursts), calls ${c.calls}, 2xx ${c.ok}, refusals ${sum(c.refusals)}, wrong ${c.wrong}, leaked ${c.leaked},` +
       ` 500s ${c.serverErrors}, no answer ${c.networkErrors}, served after logout ${c.servedAfterLogout}`,
     `  faults: ${f.callbacksDropped} callback answers lost, ${f.callbacksHeld} held (${f.heldAppliedAfterAnother} applied after a later one),` +
-      ` ${f.launchAnswersDropped} launch answers lost, ${f.tokensRevoked} token revocations, ${f.parallelSteps} parallel steps;` +
-      ` logouts ${c.logouts} + ${c.logoutsAll} of all; attacks ${c.attacks} (${c.attackerCalls} attacker calls)`,
-    `  refusals: ${list(c.refusals)}`,
-    `  launch refusals: ${list(c.launchRefusals)}; attacker refused: ${list(c.attackerRefusals)}`,
+      ` ${f.launchAnswersDropped} launch answers lost, ${f.tokensRevoked} token revocations, ${f.parallelSteps} parallel steps,` +
+      ` ${f.cookiesCleared} browsers' cookies cleared after ${CLEAR_COOKIES_AFTER} launches refused in a row;` +
+      ` logouts ${c.logouts} + ${c.logoutsAll} of all; attacks ${c.attacks} (${c.attacksLaunched} victims launched, ${c.attackerCalls} attacker calls)`,
+    `  refusals: ${list(c.refusals)}; attacker refused: ${list(c.attackerRefusals)}`,
+    ...Object.entries(c.refusalDetail).sort(([a], [b]) => a.localeCompare(b)).map(([key, n]) => `    ${n} × ${key}`),
+    `  launch refusals: ${sum(c.launchRefusals)}`,
+    ...Object.entries(c.launchRefusals).sort(([a], [b]) => a.localeCompare(b)).map(([key, n]) => `    ${n} × ${key}`),
   ].join('\n')
 }
 
@@ -654,6 +796,7 @@ export function total(reports: readonly ChaosReport[]): ChaosCounts {
     }
     add(out.refusals, counts.refusals)
     add(out.launchRefusals, counts.launchRefusals)
+    add(out.refusalDetail, counts.refusalDetail)
     add(out.attackerRefusals, counts.attackerRefusals)
     add(out.faults, counts.faults)
   }
@@ -661,3 +804,30 @@ export function total(reports: readonly ChaosReport[]): ChaosCounts {
 }
 
 export const refusalCount = (counts: ChaosCounts): number => sum(counts.refusals)
+
+/** What the app processes did during one run: refresh grants sent and refused (S31, S33), and their 5xx by cause. */
+export interface ProcessDelta {
+  refreshSent: number
+  refreshRefused: number
+  serverErrors: Record<string, number>
+}
+
+export function processDelta(before: readonly ProcessReport[], after: readonly ProcessReport[]): ProcessDelta {
+  const delta: ProcessDelta = { refreshSent: 0, refreshRefused: 0, serverErrors: {} }
+  after.forEach((report, i) => {
+    delta.refreshSent += report.refreshGrants.sent - before[i].refreshGrants.sent
+    delta.refreshRefused += report.refreshGrants.refused - before[i].refreshGrants.refused
+    for (const [key, n] of Object.entries(report.serverErrors)) {
+      const added = n - (before[i].serverErrors[key] ?? 0)
+      if (added > 0) delta.serverErrors[key] = (delta.serverErrors[key] ?? 0) + added
+    }
+  })
+  return delta
+}
+
+export function summarizeProcesses(delta: ProcessDelta): string {
+  return [
+    `  app processes: ${delta.refreshSent} refresh grants sent, ${delta.refreshRefused} refused by the EHR; 5xx answered: ${sum(delta.serverErrors)}`,
+    ...Object.entries(delta.serverErrors).map(([key, n]) => `    ${n} × ${key}`),
+  ].join('\n')
+}

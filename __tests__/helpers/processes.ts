@@ -1,7 +1,8 @@
-// App instances as real processes (app-process.ts) on one Redis, for tests that kill one mid-request:
+// App instances as real processes (app-process.ts) on one Redis or PostgreSQL, for tests that kill one mid-request:
 //
 //   const apps = useAppProcesses()                 // every instance is killed in afterAll
 //   const [a, b] = await apps.start(2, { REDIS_URL, KEY_PREFIX, ISS: ehr.iss })
+//   const [c, d] = await apps.start(2, { DATABASE_URL, PG_TABLE, ISS: ehr.iss })   // PostgreSQL: a table the test made
 //   await apps.explain(async () => { ...; await a.kill('SIGKILL'); ... })   // a failure shows their stderr
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
@@ -13,9 +14,13 @@ const APP_PROCESS = join(__dirname, 'app-process.ts')
 const READY_TIMEOUT_MS = 30_000
 const STDERR_KEPT = 64 * 1024
 
-export type AppEnv = ({ REDIS_URL: string; REDIS_CLUSTER_NODES?: undefined } | { REDIS_CLUSTER_NODES: string; REDIS_URL?: undefined }) & {
-  /** connect-redis key prefix, shared by the instances that share sessions. */
-  KEY_PREFIX: string
+/** The shared store: a Redis or a Redis Cluster with a key prefix, or a PostgreSQL session table (connect-pg-simple's table.sql). */
+export type StoreEnv =
+  | { REDIS_URL: string; REDIS_CLUSTER_NODES?: undefined; DATABASE_URL?: undefined; KEY_PREFIX: string; PG_TABLE?: undefined }
+  | { REDIS_CLUSTER_NODES: string; REDIS_URL?: undefined; DATABASE_URL?: undefined; KEY_PREFIX: string; PG_TABLE?: undefined }
+  | { DATABASE_URL: string; PG_TABLE: string; REDIS_URL?: undefined; REDIS_CLUSTER_NODES?: undefined; KEY_PREFIX?: undefined }
+
+export type AppEnv = StoreEnv & {
   /** The mock EHR's FHIR base: the only issuer allowed to launch. Several (a list, or comma-separated): all of them are. */
   ISS: string | readonly string[]
   HTTP_TIMEOUT_MS?: number
@@ -63,10 +68,14 @@ function killLiveOnExit(): void {
   })
 }
 
+function storeEnvOf(env: StoreEnv): Record<string, string> {
+  if (env.DATABASE_URL !== undefined) return { DATABASE_URL: env.DATABASE_URL, PG_TABLE: env.PG_TABLE }
+  return { ...(env.REDIS_URL !== undefined ? { REDIS_URL: env.REDIS_URL } : { REDIS_CLUSTER_NODES: env.REDIS_CLUSTER_NODES }), KEY_PREFIX: env.KEY_PREFIX }
+}
+
 function envOf(env: AppEnv): Record<string, string> {
   return {
-    ...(env.REDIS_URL !== undefined ? { REDIS_URL: env.REDIS_URL } : { REDIS_CLUSTER_NODES: env.REDIS_CLUSTER_NODES }),
-    KEY_PREFIX: env.KEY_PREFIX,
+    ...storeEnvOf(env),
     ISS: typeof env.ISS === 'string' ? env.ISS : env.ISS.join(','),
     ...(env.HTTP_TIMEOUT_MS !== undefined ? { HTTP_TIMEOUT_MS: String(env.HTTP_TIMEOUT_MS) } : {}),
     ...(env.ENABLE_MULTI_LAUNCH ? { ENABLE_MULTI_LAUNCH: '1' } : {}),
@@ -82,8 +91,8 @@ function describeExit(exit: Exit): string {
 async function spawnApp(name: string, env: AppEnv, nodeArgs: string[]): Promise<AppInstance> {
   const child = spawn(process.execPath, [...nodeArgs, '-r', 'esbuild-register', APP_PROCESS], {
     cwd: ROOT,
-    // Only the Redis the test names: global-setup exports both variables, and app-process.ts prefers the cluster.
-    env: { ...process.env, REDIS_URL: undefined, REDIS_CLUSTER_NODES: undefined, ...envOf(env) },
+    // Only the store the test names: global-setup exports all three variables, and app-process.ts prefers the cluster.
+    env: { ...process.env, REDIS_URL: undefined, REDIS_CLUSTER_NODES: undefined, DATABASE_URL: undefined, ...envOf(env) },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   live.add(child)

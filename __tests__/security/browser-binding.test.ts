@@ -244,6 +244,33 @@ describe.each(storeKinds())('browser binding over %s', (_name, kind) => {
       expect(await served(browser.api(new URL(lost.headers.location, 'http://app.test').searchParams.get('patient')))).toBe('A:patient-2')
     })
 
+    it('a browser ten callbacks behind (its answers lost, or an old Set-Cookie applied last) still reaches, logs out and extends its session', async () => {
+      const app = multi()
+      const browser = new Browser(app)
+      const first = await browser.launch(ehrA, { patient: 'patient-1' })
+      const behind = browser.cookie
+      const selectors = [first]
+      for (let round = 0; round < 10; round++) selectors.push(await browser.launch(round % 2 ? ehrA : ehrB, { patient: `patient-${1 + (round % 3)}` }))
+      browser.cookie = behind
+      for (const selector of new Set(selectors)) expect((await browser.api(selector)).status).toBe(200)
+      const next = await browser.launch(ehrB, { patient: 'patient-3' })
+      expect(await served(browser.api(next))).toBe('B:patient-3')
+      expect(await served(browser.api(first))).toBe('A:patient-1')
+      browser.cookie = behind
+      await browser.send(request(app).post('/logout')).set('Sec-Fetch-Site', 'same-origin').expect(204)
+      for (const selector of new Set([...selectors, next])) expect((await browser.api(selector)).status).toBe(401)
+    })
+
+    it('launches abandoned at the EHR leave a bounded number of launch cookies; later launches still complete', async () => {
+      const app = multi()
+      const browser = new Browser(app)
+      for (let round = 0; round < 8; round++) {
+        for (let abandoned = 0; abandoned < 10; abandoned++) await browser.start(ehrA, { patient: 'patient-2' })
+        await browser.launch(ehrA, { patient: 'patient-1' })
+        expect(browser.cookie.split('; ').filter((pair) => pair.startsWith('smart-launch-')).length).toBeLessThanOrEqual(10)
+      }
+    })
+
     it('two tabs relaunch one patient for two encounters: the launch started later wins, whichever callback completes first', async () => {
       const app = multi()
       const browser = new Browser(app)

@@ -307,7 +307,7 @@ export class SmartClient {
     let tokens = this.#session.tokensOf(launch)
     const expiresAt = tokens.expiresAt ?? Infinity
     if (config.autoRefresh && tokens.refreshToken && expiresAt - this.#refreshLead(tokens) <= now) {
-      ({ launch, tokens } = await this.#refreshLaunch(resolved.sid, launch.id, tokens.accessToken))
+      ({ launch, tokens } = await this.#refreshLaunch(resolved.sid, launch, tokens.accessToken))
     } else if (expiresAt <= now) {
       throw new SmartError('SESSION_EXPIRED', 'The SMART session has expired; launch the app again from the EHR')
     } else if (needsTouch(launch, this.#session.lifetimes, now)) {
@@ -322,7 +322,7 @@ export class SmartClient {
     const now = this.#rt.config.now()
     const resolved = await this.#session.resolve(now)
     const launch = this.#select(resolved, now)
-    return this.#readyClient(resolved.sid, await this.#refreshLaunch(resolved.sid, launch.id, this.#session.tokensOf(launch).accessToken))
+    return this.#readyClient(resolved.sid, await this.#refreshLaunch(resolved.sid, launch, this.#session.tokensOf(launch).accessToken))
   }
 
   /**
@@ -336,7 +336,9 @@ export class SmartClient {
   async #logout(observation: Observation): Promise<void> {
     const now = this.#rt.config.now()
     const resolved = await this.#session.resolve(now)
-    if (resolved.record === null) return
+    // With a header, a session that reaches nothing is refused like a request would be, never a quiet 204.
+    if (resolved.record === null && this.#activePatient === null) return
+    if (resolved.record === null) throw new SmartError('NO_SESSION', 'No SMART launch has completed in this session; launch the app from the EHR')
     const reachable = Object.values(resolved.record.launches).filter((launch) => resolved.held === null || resolved.held.has(launch.id))
     // With a header: exactly the launch it names (the same rules as a request; an ended one says so).
     const chosen = this.#activePatient === null
@@ -411,10 +413,14 @@ export class SmartClient {
   }
 
   /** The launch with fresh tokens: refreshed by us, or by whoever held the session's lock before us. */
-  async #refreshLaunch(sid: string, launchId: string, staleAccessToken: string): Promise<{ launch: LaunchRecord; tokens: TokenSet }> {
+  async #refreshLaunch(sid: string, stale: LaunchRecord, staleAccessToken: string): Promise<{ launch: LaunchRecord; tokens: TokenSet }> {
+    const launchId = stale.id
     const outcome = await singleFlight(this.#rt, `${sid}\u0000${launchId}`, () =>
       this.#session.update<{ launch: LaunchRecord; tokens: TokenSet } | SmartError>(sid, async (current) => {
         const launch = current?.launches[launchId]
+        // A relaunch of the same EHR and patient replaced it while we waited for the lock: its tokens are new.
+        const relaunched = launch ? undefined : Object.values(current?.launches ?? {}).find((other) => other.selector === stale.selector)
+        if (relaunched) return { result: { launch: relaunched, tokens: this.#session.tokensOf(relaunched) } }
         if (!current || !launch) throw new SmartError('NO_SESSION', 'The SMART launch ended while refreshing; launch again')
         const tokens = this.#session.tokensOf(launch)
         // Someone else refreshed while we waited for the lock: use their tokens (a refresh token is single use).
@@ -444,7 +450,7 @@ export class SmartClient {
   }
 
   #readyClient(sid: string, { launch, tokens }: { launch: LaunchRecord; tokens: TokenSet }): ReadyClient {
-    const refresh = this.#rt.config.autoRefresh ? async (stale: string) => (await this.#refreshLaunch(sid, launch.id, stale)).tokens.accessToken : null
+    const refresh = this.#rt.config.autoRefresh ? async (stale: string) => (await this.#refreshLaunch(sid, launch, stale)).tokens.accessToken : null
     // Cached reads are never shared between sessions or launches.
     const cache = { store: fhirReadCacheFor(this.#rt), scope: `${sid}\u0000${launch.id}` }
     return new ReadyClient({ launch, accessToken: tokens.accessToken, http: this.#rt.http, refresh, cache, observe: this.#rt.observe })

@@ -17,8 +17,11 @@ import type { SessionCache } from './session-cache'
  * regenerated away from still answers requests already on their way, with the launches it held.
  */
 export const MOVE_GRACE_MS = 10_000
-/** Forwards never chain further than this (each callback adds one hop at most). */
-const MAX_HOPS = 8
+/**
+ * Forwards are followed at most this far. Each callback adds one hop for a browser that kept an older id (a
+ * lost answer); a walk that crosses more than one shortens the path of the id it started from.
+ */
+const MAX_HOPS = 32
 
 /** A session's launches as a request reaches them. */
 export interface Resolved {
@@ -98,24 +101,34 @@ export class SessionState {
     if (copy) return { sid: this.sessionId, record: copy, held: null, fromCopy: true }
     let sid = this.sessionId
     let held: Set<string> | null = null
-    let crossed = false
+    let crossed = 0
     let lapsed = false
     for (let hop = 0; hop <= MAX_HOPS; hop++) {
       const stored = await this.#load(sid)
       if (stored === null) return { sid, record: null, held, fromCopy: false }
       if (stored.kind === 'session') {
-        if (!crossed) return { sid, record: stored, held: null, fromCopy: false }
-        if (stored.browser !== undefined) return { sid, record: isSessionBrowser(stored, this.browserKeys) ? stored : null, held: null, fromCopy: false }
+        if (crossed === 0) return { sid, record: stored, held: null, fromCopy: false }
+        if (stored.browser !== undefined) {
+          if (!isSessionBrowser(stored, this.browserKeys)) return { sid, record: null, held: null, fromCopy: false }
+          if (crossed > 1) await this.#shorten(sid, now)
+          return { sid, record: stored, held: null, fromCopy: false }
+        }
         return { sid, record: lapsed ? null : stored, held, fromCopy: false }
       }
       if (stored.kind === 'forward') {
-        crossed = true
+        crossed++
         lapsed ||= now - stored.at > MOVE_GRACE_MS
         held = new Set(stored.held.filter((id) => held === null || held.has(id)))
       }
       sid = stored.to
     }
     return { sid, record: null, held, fromCopy: false }
+  }
+
+  /** Points this id's forward straight at `to` (best effort: a failure only leaves the longer path). */
+  async #shorten(to: string, now: number): Promise<void> {
+    if (to === this.sessionId) return
+    await this.storage.set(keys.session(this.sessionId), { kind: 'forward', to, at: now, held: [] }, this.config.sessionTtlSeconds).catch(() => undefined)
   }
 
   /** The version of this session's record as this process last read or wrote it (what the middleware keeps). */
@@ -205,6 +218,8 @@ export class SessionState {
           const held = Object.keys(liveLaunches(stored, this.#lifetimes, now))
           const ttl = browser === undefined ? PENDING_LAUNCH_TTL_SECONDS : this.config.sessionTtlSeconds
           await this.storage.set(keys.session(sid), { kind: 'forward', to: newSid, at: now, held }, ttl)
+          // The id this browser called back with forwards straight there too (it may have been several moves behind).
+          if (crossed && browser !== undefined) await this.#shorten(newSid, now)
         } else if (origin === null && this.sessionId !== newSid) {
           await this.storage.set(keys.session(this.sessionId), { kind: 'forward', to: newSid, at: now, held: [] }, PENDING_LAUNCH_TTL_SECONDS)
         }

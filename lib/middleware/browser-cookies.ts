@@ -34,7 +34,8 @@ function cookiesOf(req: Request, matches: (name: string) => boolean): Array<[str
     const value = pair.slice(at + 1).trim()
     if (matches(name) && VALUE.test(value)) found.push([name, value])
   }
-  return found.slice(0, 64)
+  // Bounded work per request; browsers send older cookies first, and the newest launches matter most.
+  return found.slice(-64)
 }
 
 /** What only this browser holds: its browser cookie and the secrets of its launch cookies. */

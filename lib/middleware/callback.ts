@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { clearLaunchCookie, setBrowserCookie } from './browser-cookies'
-import { markSession, newSessionId, restoreSession, retireSession, saveSession, type PreviousSession } from './session'
+import { keepPendingLaunches, markSession, newSessionId, restoreSession, retireSession, saveSession, type PreviousSession } from './session'
 import { setUpMiddleware, type SmartMiddlewareOptions } from './options'
 
 const CALLBACK_FIELDS = ['code', 'state', 'iss', 'error', 'error_description'] as const
@@ -18,7 +18,7 @@ export function smartCallback(opts: SmartMiddlewareOptions): RequestHandler {
   const setup = setUpMiddleware('smartCallback', opts)
   return async function smartCallbackMiddleware(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
-      setup.requireSession(req)
+      const pending = setup.requireSession(req).smartOnFhir?.pending ?? []
       const client = setup.clientFor(req)
       const query = Object.fromEntries(CALLBACK_FIELDS.filter((field) => field in req.query).map((field) => [field, req.query[field]]))
       let previous: PreviousSession | null = null
@@ -28,11 +28,15 @@ export function smartCallback(opts: SmartMiddlewareOptions): RequestHandler {
           return newSessionId(req)
         },
       }).catch((err: unknown) => {
-        // Nothing was stored under the new id: the browser keeps its session as it was.
+        // Nothing was stored under the new id: the browser keeps its session as it was. The launch's cookie is
+        // of no use any more (its state is spent or was never this browser's).
         if (previous) restoreSession(req, previous)
+        if (typeof query.state === 'string') clearLaunchCookie(req, res, query.state)
         throw err
       })
       markSession(req.session, Date.now(), true)
+      // The browser's other launches in progress stay counted (and bounded) in its new session.
+      keepPendingLaunches(req.session, pending.filter((state) => state !== query.state))
       await saveSession(req)
       // Best effort: the old id's SMART state answers only the same browser, whatever its session's lifetime.
       if (previous) await retireSession(req, previous).catch(() => undefined)

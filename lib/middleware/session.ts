@@ -32,6 +32,11 @@ export function hasLaunched(session: Partial<SessionData>): boolean {
   return session.smartOnFhir?.launched === true
 }
 
+/** Keeps `pending` as the session's launches in progress (a callback carries the browser's others into its new session). */
+export function keepPendingLaunches(session: Partial<SessionData>, pending: string[]): void {
+  if (pending.length > 0) session.smartOnFhir = { ...(session.smartOnFhir ?? { since: Date.now() }), pending }
+}
+
 /** Notes a launch in progress; returns the states beyond the bound, oldest first, for the caller to forget. */
 export function trackPendingLaunch(session: Partial<SessionData>, state: string): string[] {
   const smart = session.smartOnFhir ?? { since: Date.now() }
