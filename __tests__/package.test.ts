@@ -79,7 +79,7 @@ describe('the published entry points', () => {
     const names = run('names.cjs', `console.log(Object.keys(require('express-smart-on-fhir')).sort().join(','))`)
     expect(names).toEqual([
       'ACTIVE_PATIENT_HEADER', 'ReadyClient', 'SMART_ERROR_STATUS', 'SMART_ISS_HEADER', 'SMART_PATIENT_HEADER', 'SmartClient', 'SmartError',
-      'expressSessionStorage', 'failFastStore', 'isNotFound', 'isSmartError', 'requireSmartContext', 'smartCallback', 'smartErrorHandler',
+      'expressSessionStorage', 'failFastStore', 'frameAncestorsOf', 'isNotFound', 'isSmartError', 'requireSmartContext', 'smartCallback', 'smartErrorHandler', 'smartFrameAncestors',
       'smartLaunch', 'smartLogin', 'smartLogout',
     ])
   })

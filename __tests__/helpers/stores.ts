@@ -8,15 +8,20 @@
 //   })
 //
 // The RedisStore variant talks to process.env.REDIS_URL, the RedisCluster variant (connect-redis over
-// node-redis's cluster client) to the Redis Cluster of process.env.REDIS_CLUSTER_NODES; global-setup.ts
-// sets both. Without one: in CI (CI=true) the row stays and open() fails loudly; elsewhere the row is
-// left out with a warning.
+// node-redis's cluster client) to the Redis Cluster of process.env.REDIS_CLUSTER_NODES, the PostgreSQL
+// variant (connect-pg-simple over a `pg` pool) to process.env.DATABASE_URL; global-setup.ts sets all
+// three. Without one: in CI (CI=true) the row stays and open() fails loudly; elsewhere the row is left
+// out with a warning.
 import { randomBytes } from 'node:crypto'
-import { MemoryStore, type SessionData, type Store } from 'express-session'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import connectPgSimple from 'connect-pg-simple'
+import session, { MemoryStore, type SessionData, type Store } from 'express-session'
 import { RedisStore } from 'connect-redis'
+import { Pool } from 'pg'
 import { createClient, createCluster, type RedisClientType, type RedisClusterType } from 'redis'
 
-export type StoreKindName = 'MemoryStore' | 'RedisStore' | 'RedisCluster'
+export type StoreKindName = 'MemoryStore' | 'RedisStore' | 'RedisCluster' | 'PostgreSQL'
 
 /** A key a Redis kind wrote, as the server holding it sees it. */
 export interface StoredKey {
@@ -32,17 +37,24 @@ export interface OpenedStore {
   store: Store
   /**
    * Another store over the same backing data, as a second app process would have. Redis: a new
-   * connection and a new RedisStore with the same key prefix. Memory: the same `store` again
-   * (a MemoryStore cannot be shared between processes). Closed by `close()`.
+   * connection and a new RedisStore with the same key prefix. PostgreSQL: a new pool and a new PGStore
+   * on the same table. Memory: the same `store` again (a MemoryStore cannot be shared between
+   * processes). Closed by `close()`.
    */
   newStore(): Promise<Store>
-  /** Removes what the stores wrote (Redis: the keys under the prefix) and closes every connection. */
+  /**
+   * Removes what the stores wrote (Redis: the keys under the prefix; PostgreSQL: the table) and closes
+   * every connection.
+   */
   close(): Promise<void>
   /**
-   * Redis kinds only: every key under this open()'s prefix (which every store of it writes under), found
-   * by SCAN on the one server or on every master of the cluster.
+   * Redis kinds: every key under this open()'s prefix (which every store of it writes under), found
+   * by SCAN on the one server or on every master of the cluster. PostgreSQL: every row of its table,
+   * expired ones included (`ttl` then negative), until connect-pg-simple prunes them.
    */
   keys?(): Promise<StoredKey[]>
+  /** PostgreSQL only: the name of the table (in the default schema) this open() made, which every store of it uses. */
+  table?: string
 }
 
 export interface StoreKind {
@@ -213,6 +225,84 @@ export const redisClusterKind: StoreKind = redisKind('RedisCluster', () => {
   return connectCluster(nodes)
 })
 
+const PGStore = connectPgSimple(session)
+
+/** connect-pg-simple's own table definition, for a table of another name. */
+function sessionTableDdl(table: string): string {
+  return readFileSync(join(require.resolve('connect-pg-simple'), '..', 'table.sql'), 'utf8').replaceAll('"session"', `"${table}"`)
+}
+
+/** A pool on DATABASE_URL that fails, not hangs, when the database is away. */
+export function pgPool(url: string): Pool {
+  const pool = new Pool({ connectionString: url, connectionTimeoutMillis: 5000, max: 10 })
+  // An idle client the server dropped emits 'error' on the pool: without a listener, the Jest worker would crash.
+  pool.on('error', () => {})
+  return pool
+}
+
+/**
+ * PostgreSQL: connect-pg-simple over a `pg` pool, one table per open() (as a Redis kind has one prefix),
+ * created here with connect-pg-simple's own table.sql — not `createTableIfMissing`, which two stores
+ * starting at once would race on.
+ */
+export const postgresKind: StoreKind = {
+  name: 'PostgreSQL',
+  sharedAcrossProcesses: true,
+  async open(): Promise<OpenedStore> {
+    const url = process.env.DATABASE_URL
+    if (!url) {
+      throw new Error(
+        'DATABASE_URL is not set: the PostgreSQL tests need a database. Install postgresql ' +
+          '(`apt-get install -y postgresql`) so __tests__/helpers/global-setup.ts can start one, or set DATABASE_URL.',
+      )
+    }
+    const table = `test_${randomBytes(8).toString('hex')}`
+    const admin = pgPool(url)
+    try {
+      await admin.query(sessionTableDdl(table))
+    } catch (err) {
+      await admin.end()
+      throw unreachable(`PostgreSQL at DATABASE_URL=${url}`, err)
+    }
+    const opened: Array<{ pool: Pool; store: InstanceType<typeof PGStore> }> = []
+    const open = (): Store => {
+      const pool = pgPool(url)
+      const store = new PGStore({ pool, tableName: table })
+      opened.push({ pool, store })
+      return store
+    }
+    let closed = false
+    return {
+      store: open(),
+      table,
+      newStore: async () => {
+        if (closed) throw new Error('newStore() after close()')
+        return open()
+      },
+      keys: async () => {
+        const { rows } = await admin.query<{ sid: string; ttl: number }>(`SELECT sid, extract(epoch FROM expire - localtimestamp)::float AS ttl FROM "${table}"`)
+        const { hostname, port } = new URL(url)
+        return rows.map(({ sid, ttl }) => ({ key: sid, ttl, node: `${hostname}:${port || 5432}` }))
+      },
+      close: async () => {
+        if (closed) return
+        closed = true
+        const results = await Promise.allSettled(opened.map(async ({ pool, store }) => {
+          await store.close()
+          await pool.end()
+        }))
+        try {
+          await admin.query(`DROP TABLE IF EXISTS "${table}"`)
+        } finally {
+          await admin.end()
+        }
+        const failed = results.find((r) => r.status === 'rejected')
+        if (failed) throw failed.reason
+      },
+    }
+  },
+}
+
 /** The keys under an opened Redis store's prefix that never expire (TTL -1). */
 export async function keysWithoutTtl(opened: OpenedStore): Promise<string[]> {
   if (!opened.keys) throw new Error('keysWithoutTtl() needs a Redis kind (RedisStore or RedisCluster)')
@@ -228,9 +318,9 @@ function warnOnce(variable: string, what: string, row: StoreKindName): void {
 }
 
 /**
- * Rows for `describe.each`: `[['MemoryStore', kind], ['RedisStore', kind], ['RedisCluster', kind]]`.
- * Outside CI a Redis row whose variable (REDIS_URL, REDIS_CLUSTER_NODES) is unset is omitted (one
- * warning per test file); with CI=true it never is.
+ * Rows for `describe.each`: `[['MemoryStore', kind], ['RedisStore', kind], ['RedisCluster', kind],
+ * ['PostgreSQL', kind]]`. Outside CI a row whose variable (REDIS_URL, REDIS_CLUSTER_NODES, DATABASE_URL)
+ * is unset is omitted (one warning per test file); with CI=true it never is.
  */
 export function storeKinds(): StoreKindRow[] {
   const rows: StoreKindRow[] = [['MemoryStore', memoryStoreKind]]
@@ -239,6 +329,8 @@ export function storeKinds(): StoreKindRow[] {
   else warnOnce('REDIS_URL', 'redis-server', 'RedisStore')
   if (process.env.REDIS_CLUSTER_NODES || inCi) rows.push(['RedisCluster', redisClusterKind])
   else warnOnce('REDIS_CLUSTER_NODES', 'redis-server or redis-cli', 'RedisCluster')
+  if (process.env.DATABASE_URL || inCi) rows.push(['PostgreSQL', postgresKind])
+  else warnOnce('DATABASE_URL', 'PostgreSQL (initdb, pg_ctl)', 'PostgreSQL')
   return rows
 }
 

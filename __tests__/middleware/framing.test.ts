@@ -46,6 +46,16 @@ describe('S36 a launch in a cross-site frame needs a session cookie the browser 
     for (const word of ['SameSite=None', 'Secure', 'Partitioned', 'cross-site frame']) expect(message).toContain(word)
   })
 
+  it('S36 the refusal reaches the app\'s logger with its message (an error handler shows a generic text for a 500)', async () => {
+    const logged: Array<{ fields: Record<string, unknown>; message: string }> = []
+    const ignore = () => undefined
+    const logger = { debug: ignore, info: ignore, warn: ignore, error: (fields: Record<string, unknown>, message: string) => void logged.push({ fields, message }) }
+    const app = testApp({ store: new MemoryStore(), jsonErrors: true, options: { logger } })
+    const res = await request(app).get(launchPath()).set(FRAMED).expect(500)
+    expect(res.body).toEqual({ code: 'MISCONFIGURED', message: 'Internal error' })
+    expect(logged).toEqual([{ fields: { event: 'smart.launch', outcome: 'refused', code: 'MISCONFIGURED' }, message: expect.stringContaining('SameSite=None; Secure (and Partitioned') }])
+  })
+
   it('S36 the same launch top-level (or framed by its own site) still works with a Lax cookie', async () => {
     const app = testApp({ store: new MemoryStore() })
     await request(app).get(launchPath()).expect(302)

@@ -21,6 +21,7 @@ function probeOf(session: SessionData | null | undefined): unknown {
 // these Redis checks are then not defined at all rather than skipped.
 const redisExpected = Boolean(process.env.REDIS_URL) || inCi
 const clusterExpected = Boolean(process.env.REDIS_CLUSTER_NODES) || inCi
+const postgresExpected = Boolean(process.env.DATABASE_URL) || inCi
 
 function kindNamed(name: string): StoreKind {
   const kind = storeKinds().find(([row]) => row === name)?.[1]
@@ -29,12 +30,13 @@ function kindNamed(name: string): StoreKind {
 }
 
 describe('test Redis', () => {
-  it('storeKinds() includes RedisStore and RedisCluster exactly when they are available (always under CI=true)', () => {
-    const expected = ['MemoryStore', ...(redisExpected ? ['RedisStore'] : []), ...(clusterExpected ? ['RedisCluster'] : [])]
+  it('storeKinds() includes RedisStore, RedisCluster and PostgreSQL exactly when they are available (always under CI=true)', () => {
+    const expected = ['MemoryStore', ...(redisExpected ? ['RedisStore'] : []), ...(clusterExpected ? ['RedisCluster'] : []), ...(postgresExpected ? ['PostgreSQL'] : [])]
     expect(storeKinds().map(([name]) => name)).toEqual(expected)
     if (inCi) {
       expect(process.env.REDIS_URL).toMatch(/^rediss?:\/\//)
       expect(process.env.REDIS_CLUSTER_NODES).toMatch(/^[\w.-]+:\d+(,[\w.-]+:\d+)+$/)
+      expect(process.env.DATABASE_URL).toMatch(/^postgres(ql)?:\/\//)
     }
   })
 

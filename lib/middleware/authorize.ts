@@ -23,7 +23,7 @@ export function authorizingMiddleware(
   return async function authorizingRoute(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
       const session = setup.requireSession(req)
-      refuseUnframeableSession(req)
+      refuseUnframeableSession(req, setup.logger)
       const client = setup.clientFor(req)
       const binding = newLaunchSecret()
       const { redirectUrl } = await start(client, req.query as Record<string, unknown>, { binding })

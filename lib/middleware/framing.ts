@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { runtimeFor } from '../client/runtime'
-import type { SmartClientConfiguration } from '../config'
+import type { SmartClientConfiguration, SmartLogger } from '../config'
 import { SmartError } from '../errors'
 import type { SmartMiddlewareOptions } from './options'
 
@@ -16,12 +16,17 @@ export function isCrossSiteFrame(req: Request): boolean {
   return req.get('sec-fetch-dest') === 'iframe' && req.get('sec-fetch-site') === 'cross-site'
 }
 
-/** Refuses a launch in a cross-site frame whose session cookie the browser will not send there: 500 MISCONFIGURED. */
-export function refuseUnframeableSession(req: Request): void {
+/**
+ * Refuses a launch in a cross-site frame whose session cookie the browser will not send there: 500 MISCONFIGURED,
+ * also logged (error handlers such as smartErrorHandler() show a generic text for a 500; the developer needs this one).
+ */
+export function refuseUnframeableSession(req: Request, logger: SmartLogger | null): void {
   if (!isCrossSiteFrame(req)) return
   const cookie = req.session?.cookie as { sameSite?: unknown; secure?: unknown } | undefined
   if (cookie?.sameSite === 'none' && cookie.secure === true) return
-  throw new SmartError('MISCONFIGURED', 'This launch runs in a cross-site frame (the EHR shows the app in its page), where the browser sends the session cookie only when it is SameSite=None; Secure (and Partitioned where third-party cookies are blocked): set express-session\'s cookie to { sameSite: \'none\', secure: true, partitioned: true } over https')
+  const refusal = new SmartError('MISCONFIGURED', 'This launch runs in a cross-site frame (the EHR shows the app in its page), where the browser sends the session cookie only when it is SameSite=None; Secure (and Partitioned where third-party cookies are blocked): set express-session\'s cookie to { sameSite: \'none\', secure: true, partitioned: true } over https')
+  logger?.error({ event: 'smart.launch', outcome: 'refused', code: refusal.code }, refusal.message)
+  throw refusal
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Request } from 'express'
 import type { Store } from 'express-session'
 import { runtimeFor } from '../client/runtime'
 import { SmartClient } from '../client/SmartClient'
-import type { SmartClientConfiguration, SmartClientOptions } from '../config'
+import type { SmartClientConfiguration, SmartClientOptions, SmartLogger } from '../config'
 import { SmartError } from '../errors'
 import { expressSessionStorage } from '../storage/express-session'
 import { browserProofOf } from './browser-cookies'
@@ -29,6 +29,8 @@ export interface MiddlewareSetup {
   clientFor(req: Request, activePatient?: string | null): SmartClient
   /** How long a launch may live at most (the browser cookie's lifetime). */
   sessionTtlSeconds: number
+  /** The app's logger (options.logger), or null. */
+  logger: SmartLogger | null
   /** The request's express-session session, or the reason there is none. */
   requireSession(req: Request): NonNullable<Request['session']>
 }
@@ -44,7 +46,7 @@ export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): Mid
     if (!['config', 'options', 'storage'].includes(key)) throw new TypeError(`express-smart-on-fhir: ${name}(opts).${key} is not a known setting (config, options, storage)`)
   }
   const { config, options, storage } = opts
-  const { sessionTtlSeconds } = runtimeFor(config, options).config
+  const { sessionTtlSeconds, logger } = runtimeFor(config, options).config
   if (storage !== undefined && (typeof storage?.get !== 'function' || typeof storage.set !== 'function' || typeof storage.delete !== 'function')) {
     throw new TypeError(`express-smart-on-fhir: ${name}(opts).storage must implement SmartStorage (get, set, delete)`)
   }
@@ -65,11 +67,13 @@ export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): Mid
     if (storage) return storage
     const store = sessionStoreOf(req)
     let adapted = defaultStorages.get(store)
-    if (!adapted) defaultStorages.set(store, (adapted = expressSessionStorage(store)))
+    // The app's logger hears it if the store has no atomic primitive shared across processes.
+    if (!adapted) defaultStorages.set(store, (adapted = expressSessionStorage(store, logger ? { logger } : {})))
     return adapted
   }
   return {
     sessionTtlSeconds,
+    logger,
     requireSession(req) {
       sessionStoreOf(req)
       // express-session sets req.session whenever it sets req.sessionStore.

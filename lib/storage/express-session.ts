@@ -22,8 +22,8 @@ export interface ExpressSessionStorageOptions {
   /** Every store call fails with `STORAGE_UNAVAILABLE` after this long. Default 3000. */
   timeoutMs?: number
   /**
-   * Where the warning about a store without a cross-process atomic primitive goes (once per store): any
-   * pino-compatible logger. Default: `process.emitWarning`, so that it is never silent.
+   * Where the warning about a store without a cross-process atomic primitive goes (once per kind of store):
+   * any pino-compatible logger. Default: `process.emitWarning`, so that it is never silent.
    */
   logger?: SmartLogger
   /**
@@ -94,20 +94,21 @@ function sharedClaimOf(store: Store, prefix: string): Claim | null {
   return null
 }
 
-/** Stores already reported as not atomic: the warning comes once per store, however many adapters use it. */
-const reported = new WeakSet<Store>()
+/** Store classes already reported as not atomic: the warning comes once per kind of store, however many adapters use it. */
+const reported = new WeakSet<object>()
 
 /** A store without a shared atomic primitive: a `TypeError` when the app requires one, else a warning, once. */
 function reportNotAtomic(store: Store, opts: ExpressSessionStorageOptions): void {
-  const name = store.constructor?.name || 'The session store'
-  const risk = 'single-use state and single-flight refresh hold within one process only (stores with a shared atomic primitive: connect-redis over Redis or Redis Cluster, connect-pg-simple over PostgreSQL)'
+  const kind: object = store.constructor ?? store
+  const name = store.constructor && store.constructor !== Object ? `The session store (${store.constructor.name || 'anonymous class'})` : 'The session store'
+  const risk = 'single-use state and single-flight refresh hold within one process only (stores with one: connect-redis over Redis or Redis Cluster, connect-pg-simple over PostgreSQL)'
   if (opts.requireAtomicStore) {
-    throw new TypeError(`express-smart-on-fhir: expressSessionStorage's "requireAtomicStore" option refuses ${name}: it has no atomic primitive shared across app processes, so ${risk}`)
+    throw new TypeError(`express-smart-on-fhir: expressSessionStorage's "requireAtomicStore" option refuses it: ${name} has no atomic primitive shared across app processes, so ${risk}`)
   }
-  if (reported.has(store)) return
-  reported.add(store)
+  if (reported.has(kind)) return
+  reported.add(kind)
   const message = `express-smart-on-fhir: ${name} has no atomic primitive shared across app processes: ${risk}. Run one app process, use such a store, or set requireAtomicStore to refuse this one at start-up.`
-  if (opts.logger) opts.logger.warn({ event: 'smart.storage.not_atomic', store: name }, message)
+  if (opts.logger) opts.logger.warn({ event: 'smart.storage.not_atomic', store: store.constructor?.name ?? null }, message)
   else process.emitWarning(message, { code: 'SMART_STORE_NOT_ATOMIC' })
 }
 
@@ -141,7 +142,7 @@ function callStore<T>(run: (done: (err: unknown, result?: T) => void) => void): 
  * app.use(session({ store, secret, resave: false, saveUninitialized: false }))
  * const storage = expressSessionStorage(store, { prefix: 'smart:' })
  * // or, over PostgreSQL:
- * const pgStore = new (connectPgSimple(session))({ pool, createTableIfMissing: true })
+ * const pgStore = new (connectPgSimple(session))({ pool, tableName: 'session' })
  * const pgStorage = expressSessionStorage(pgStore, { requireAtomicStore: true, logger: pino() })
  */
 export function expressSessionStorage(store: Store, opts: ExpressSessionStorageOptions = {}): SmartStorage {
