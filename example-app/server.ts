@@ -4,7 +4,7 @@ import session, { MemoryStore, type Store } from 'express-session'
 import { RedisStore } from 'connect-redis'
 import { createClient } from 'redis'
 import {
-  failFastStore, isSmartError, requireSmartContext, smartCallback, smartErrorHandler, smartLaunch, smartLogin, smartLogout, type SmartMiddlewareOptions,
+  failFastStore, isSmartError, requireSmartContext, smartCallback, smartErrorHandler, smartFrameAncestors, smartLaunch, smartLogin, smartLogout, type SmartMiddlewareOptions,
 } from 'express-smart-on-fhir'
 import { clinicalApi } from './clinical-api'
 import type { ExampleSettings } from './settings'
@@ -18,9 +18,27 @@ async function sessionStore(redisUrl: string | undefined): Promise<{ store: Stor
 }
 
 /**
+ * The session cookie. Over https one configuration serves the app top-level and inside the EHR's frame:
+ * `SameSite=None; Secure; Partitioned` — a cross-site frame gets only SameSite=None cookies, and where third-party
+ * cookies are blocked only Partitioned ones (CHIPS: kept apart per top-level site, so no other site sees them).
+ * Plain http (local only) cannot be Secure: Lax, top-level only. `__Host-` (Secure, Path=/, no Domain): no page
+ * of a subdomain can plant or overwrite it.
+ */
+function sessionCookie(settings: ExampleSettings): { name: string; cookie: session.CookieOptions } {
+  const secure = settings.publicUrl.startsWith('https:')
+  const sameSite = settings.sessionCookie?.sameSite ?? (secure ? 'none' : 'lax')
+  if (!secure) {
+    if (sameSite === 'none') throw new Error('A SameSite=None session cookie needs Secure, which needs https: set APP_URL to an https URL')
+    return { name: 'example.sid', cookie: { httpOnly: true, sameSite: 'lax', secure: false } }
+  }
+  const partitioned = sameSite === 'none' && settings.sessionCookie?.partitioned !== false
+  return { name: '__Host-example.sid', cookie: { httpOnly: true, sameSite, secure: true, ...(partitioned ? { partitioned } : {}) } }
+}
+
+/**
  * The example clinician app: express-session (memory, or Redis with REDIS_URL), the SMART middlewares in
  * multi-launch mode (EHR launch, standalone login, callback, logout), the page's JSON API behind
- * requireSmartContext, and the page.
+ * requireSmartContext, and the page; only the app itself and `settings.frameAncestors` may frame it.
  */
 export async function createExampleApp(settings: ExampleSettings): Promise<{ app: Express; close: () => Promise<void> }> {
   const { store, close } = await sessionStore(settings.redisUrl)
@@ -30,7 +48,7 @@ export async function createExampleApp(settings: ExampleSettings): Promise<{ app
       scope: 'openid fhirUser profile launch launch/patient patient/*.rs offline_access',
       callbackUrl: `${settings.publicUrl}/callback`,
       redirectUrl: '/',
-      knownFhirServers: settings.issuers.map((issuer) => ({ issuer, type: 'public' as const })),
+      knownFhirServers: settings.issuers.map((issuer) => ({ issuer, type: 'public' as const, frameAncestors: settings.frameAncestors ?? [] })),
     },
     options: {
       enableMultiLaunch: true,
@@ -41,22 +59,22 @@ export async function createExampleApp(settings: ExampleSettings): Promise<{ app
 
   const app = express()
   app.disable('x-powered-by')
-  const secure = settings.publicUrl.startsWith('https:')
+  // Content-Security-Policy: frame-ancestors 'self' and the EHRs' origins, on every answer.
+  app.use(smartFrameAncestors(smart))
   app.use(session({
-    // `__Host-` (Secure, Path=/, no Domain): no page of a subdomain can plant or overwrite it. Plain http (local only) cannot use it.
-    name: secure ? '__Host-example.sid' : 'example.sid',
+    ...sessionCookie(settings),
     store: failFastStore(store, { timeoutMs: 3000 }),
     secret: settings.sessionSecret,
     resave: false,
     saveUninitialized: false,
-    cookie: { httpOnly: true, sameSite: 'lax', secure },
   }))
   app.get('/launch', smartLaunch(smart))
   // Opened outside the EHR: "Sign in with <EHR>" starts a standalone launch (the EHR's patient picker).
   app.get('/login', smartLogin(smart))
   app.get('/ehrs', (_req, res) => void res.json(settings.issuers.map((iss) => ({ iss, name: `the EHR at ${new URL(iss).host}` }))))
   app.get('/callback', smartCallback(smart))
-  // A refused or failed launch comes back to the page, which says what happened (the browser is not an API client).
+  // A refused or failed launch comes back to the page, which says what happened (the browser is not an API client):
+  // MISCONFIGURED there is a launch in the EHR's frame with a session cookie the browser does not send in frames.
   app.use(['/callback', '/login', '/launch'], (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (!isSmartError(err) || res.headersSent) return next(err)
     res.redirect(303, `/?error=${encodeURIComponent(err.code)}`)

@@ -1,6 +1,6 @@
 import * as client from 'openid-client'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
-import { PATIENT_SCOPE, REDIRECT_URI, configFor, fhir, launch } from './flow'
+import { PATIENT_SCOPE, REDIRECT_URI, configFor, fhir, launch, standaloneRequest } from './flow'
 
 const APP_LAUNCH_URL = 'http://127.0.0.1:9/launch'
 
@@ -155,4 +155,93 @@ test('with appLoginUrl only, the page offers the standalone way in and says pati
   } finally {
     await loginOnly.close()
   }
+})
+
+describe('the app in the EHR frame (issue 20)', () => {
+  const SANDBOX = 'allow-scripts allow-same-origin allow-forms allow-popups'
+  const FRAMED = { 'Sec-Fetch-Dest': 'iframe', 'Sec-Fetch-Site': 'cross-site', 'Sec-Fetch-Mode': 'navigate' }
+
+  function frameOf(html: string): { src: string; sandbox: string } {
+    const match = /<iframe class="app-frame" id="app-frame" title="SMART app" src="([^"]+)" sandbox="([^"]*)"><\/iframe>/.exec(html)
+    if (!match) throw new Error(`no app frame in ${html}`)
+    return { src: match[1].replace(/&amp;/g, '&'), sandbox: match[2] }
+  }
+
+  test('beside each Launch, "Launch in the EHR frame" opens the EHR\'s frame page of that patient in a new tab', async () => {
+    for (const [id, row] of rows(await (await fetch(home)).text())) {
+      expect(row).toContain(`<a class="launch-in-frame" data-patient-id="${id}" href="/app-frame?patient=${id}" target="_blank" rel="noopener">Launch in the EHR frame</a>`)
+    }
+  })
+
+  test('the frame page shows the EHR\'s banner and the app in a sandboxed frame (no top navigation) that launches anew on each load', async () => {
+    const response = await fetch(new URL('/app-frame?patient=patient-2', home))
+    expect(response.status).toBe(200)
+    const csp = response.headers.get('content-security-policy')!
+    // It frames the EHR's own pages (the launch route, the picker) and the app; only the EHR's own pages may frame it.
+    expect(csp).toContain("frame-src 'self' http://127.0.0.1:9")
+    expect(csp).toContain("frame-ancestors 'self'")
+    const html = await response.text()
+    expect(html).toMatch(/<div class="chart-banner" id="chart-banner" data-patient-id="patient-2">[\s\S]*ADAMS, Daniel X\.[\s\S]*MRN-100002/)
+    const frame = frameOf(html)
+    expect(frame).toEqual({ src: '/launch-app?patient=patient-2', sandbox: SANDBOX })
+    expect(frame.sandbox).not.toMatch(/top-navigation/)
+    const launches = await Promise.all([1, 2].map(async () => new URL((await fetch(new URL(frame.src, home), { redirect: 'manual' })).headers.get('location')!)))
+    for (const location of launches) {
+      expect(`${location.origin}${location.pathname}`).toBe(APP_LAUNCH_URL)
+      expect(location.searchParams.get('iss')).toBe(ehr.iss)
+    }
+    expect(launches[0].searchParams.get('launch')).not.toBe(launches[1].searchParams.get('launch'))
+  })
+
+  test('with appLoginUrl, "Open the app in the EHR frame (standalone)" frames the app\'s login with iss; the frame may show both app origins', async () => {
+    const both = await createMockEhr({ appLaunchUrl: APP_LAUNCH_URL, appLoginUrl: 'https://localhost:9443/login?tenant=a' })
+    try {
+      const bothHome = new URL('/', both.iss).href
+      expect(await (await fetch(bothHome)).text()).toContain('<a class="launch-in-frame" id="standalone-in-frame" href="/app-frame" target="_blank" rel="noopener">Open the app in the EHR frame (standalone)</a>')
+      const response = await fetch(new URL('/app-frame', bothHome))
+      expect(response.status).toBe(200)
+      expect(response.headers.get('content-security-policy')).toContain("frame-src 'self' http://127.0.0.1:9 https://localhost:9443")
+      const frame = frameOf(await response.text())
+      expect(frame.sandbox).toBe(SANDBOX)
+      const src = new URL(frame.src)
+      expect(`${src.origin}${src.pathname}`).toBe('https://localhost:9443/login')
+      expect(Object.fromEntries(src.searchParams)).toEqual({ tenant: 'a', iss: both.iss })
+    } finally {
+      await both.close()
+    }
+  })
+
+  test('the frame page of an unknown patient, or of an app without that URL, is a 404 that frames nothing', async () => {
+    const unknown = await fetch(new URL('/app-frame?patient=%3Cscript%3E', home))
+    expect(unknown.status).toBe(404)
+    const html = await unknown.text()
+    expect(html).toContain('&lt;script&gt;')
+    expect(html).not.toMatch(/<script|<iframe/)
+    // This EHR has a launch URL only: no standalone frame, and no link to one.
+    expect((await fetch(new URL('/app-frame', home))).status).toBe(404)
+    expect(await (await fetch(home)).text()).not.toContain('standalone-in-frame')
+    const loginOnly = await createMockEhr({ appLoginUrl: 'http://127.0.0.1:9/login' })
+    try {
+      const response = await fetch(new URL('/app-frame?patient=patient-1', loginOnly.iss))
+      expect(response.status).toBe(404)
+      expect(await response.text()).not.toContain('<iframe')
+    } finally {
+      await loginOnly.close()
+    }
+  })
+
+  test('an authorization request the app sent inside the EHR\'s frame is repeated from the EHR\'s own origin (its Lax cookies are set there); others go straight on', async () => {
+    const { url } = await standaloneRequest(ehr, await configFor(ehr))
+    const framed = await fetch(url, { headers: FRAMED, redirect: 'manual' })
+    expect(framed.status).toBe(200)
+    expect(framed.headers.get('set-cookie')).toBeNull()
+    const again = /<meta http-equiv="refresh" content="0;url=([^"]+)">/.exec(await framed.text())
+    expect(new URL(again![1].replace(/&amp;/g, '&'), url).href).toBe(url.href)
+    // Repeated from the EHR's page (same origin), or top-level: the authorization server answers.
+    for (const headers of [{ ...FRAMED, 'Sec-Fetch-Site': 'same-origin' }, { ...FRAMED, 'Sec-Fetch-Dest': 'document' }, {}]) {
+      const answered = await fetch(url, { headers, redirect: 'manual' })
+      expect(answered.status).toBe(303)
+      expect(new URL(answered.headers.get('location')!, url).pathname).toMatch(/^\/interaction\//)
+    }
+  })
 })

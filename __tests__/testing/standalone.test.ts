@@ -22,7 +22,7 @@ describe('the patient picker', () => {
     expect(picker.status).toBe(200)
     expect(picker.url.pathname).toMatch(/^\/interaction\/[\w-]+$/)
     expect(picker.headers.get('content-type')).toMatch(/^text\/html/)
-    expect(picker.headers.get('content-security-policy')).toContain("frame-ancestors 'none'")
+    expect(picker.headers.get('content-security-policy')).toContain("frame-ancestors 'self'")
     const rows = pickerRows(picker.html)
     expect([...rows.keys()]).toEqual(['patient-1', 'patient-2', 'patient-3'])
     expect(rows.get('patient-1')).toMatch(/SHAW, Amy V\.[\s\S]*MRN-100001[\s\S]*female[\s\S]*1987-02-20/)

@@ -114,13 +114,17 @@ function showState(state) {
   document.body.setAttribute('data-state', state)
 }
 
-/** The relaunch state; `reason` 'closed' when the user closed the patient. Offers a standalone sign-in too. */
+/**
+ * The relaunch state; `reason` 'closed' when the user closed the patient, 'failed' when a launch failed,
+ * 'framed-cookie' when a launch in the EHR's frame was refused. Offers a standalone sign-in too, except where
+ * it would be refused the same way.
+ */
 function showRelaunch(reason = 'ended') {
   clearPatientData()
   $('relaunch').setAttribute('data-reason', reason)
   document.title = 'Launch again — Clinician view'
   showState('relaunch')
-  showSignIn()
+  if (reason !== 'framed-cookie') showSignIn()
 }
 
 /** "Sign in with <EHR>": a standalone launch; the EHR asks which patient, the callback brings it to this page. */
@@ -258,12 +262,18 @@ function takeLaunchError() {
   return code.replace(/[^A-Z_]/g, '')
 }
 
+/** Whether the page is shown inside another page's frame (the EHR's). */
+function inFrame() {
+  return window.self !== window.top
+}
+
 function start() {
   const failed = takeLaunchError()
   const patient = takeActivePatient()
   if (failed) {
     $('relaunch').querySelector('[data-field="error-code"]').textContent = failed
-    showRelaunch('failed')
+    // In the EHR's frame, MISCONFIGURED is the app's session cookie, which the browser does not keep in frames.
+    showRelaunch(failed === 'MISCONFIGURED' && inFrame() ? 'framed-cookie' : 'failed')
     return
   }
   if (!patient) {

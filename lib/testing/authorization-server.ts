@@ -6,6 +6,7 @@ import { rawBasicCredentialsCheck, strictAssertionCheck } from './client-auth'
 import type { FhirStore } from './fhir-store'
 import { createInteraction, INTERACTION_PATH, type GrantRecord, type Interaction } from './interaction'
 import { memoryAdapterFactory } from './memory-adapter'
+import type { EhrProfile } from './smart-configuration'
 import { allSupportedScopes } from './smart-scopes'
 import type { LaunchContext, MockEhrClient, MockEhrFaults, MockEhrStats } from './types'
 import type { Users } from './users'
@@ -17,6 +18,8 @@ export interface AuthorizationServerOptions {
   accessTokenTtlSeconds: number
   refreshTokenTtlSeconds: number
   rotateRefreshTokens: boolean
+  /** What differs between the EHRs the mock imitates. */
+  profile: EhrProfile
   store: FhirStore
   users: Users
   launches: ReadonlyMap<string, LaunchContext>
@@ -113,7 +116,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     routes: ROUTES,
     responseTypes: ['code'],
     pkce: { required: () => true },
-    scopes: allSupportedScopes(),
+    scopes: allSupportedScopes(options.profile.scopeSyntax),
     claims: { openid: ['sub'], fhirUser: ['fhirUser'], profile: ['name', 'given_name', 'family_name'] },
     // SMART apps read fhirUser from the id_token even when an access token is issued alongside.
     conformIdTokenClaims: false,
@@ -123,7 +126,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     features: {
       devInteractions: { enabled: false },
       revocation: {
-        enabled: true,
+        enabled: options.profile.revocation,
         allowedPolicy: async (_ctx: unknown, client: { clientId: string }, token: { clientId?: string }) => token.clientId === client.clientId,
       },
     },
@@ -156,7 +159,7 @@ export async function createAuthorizationServer(options: AuthorizationServerOpti
     },
     // SMART: online_access asks for a refresh token too, and no client has to send prompt=consent.
     issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }, code: { scopes: Set<string> }) =>
-      client.grantTypeAllowed('refresh_token') && (code.scopes.has('offline_access') || code.scopes.has('online_access')),
+      options.profile.refreshTokens && client.grantTypeAllowed('refresh_token') && (code.scopes.has('offline_access') || code.scopes.has('online_access')),
     rotateRefreshToken: () => options.rotateRefreshTokens,
     expiresWithSession: async () => false,
     ttl: {

@@ -1,4 +1,5 @@
 import express, { type Request, type Response, type Router } from 'express'
+import { EHR_FRAME_PATH, framePage, frameSources } from './ehr-frame'
 import type { FhirStore } from './fhir-store'
 import { age, displayName, escapeHtml, listName, mrn, page, sendPage } from './html'
 import type { FhirResource } from './seed-data'
@@ -41,7 +42,7 @@ function standaloneSection(appLoginUrl: string | undefined, fhirBase: string): s
 <section id="standalone">
   <h2>Outside the EHR</h2>
   <p class="intro">A standalone launch: the app starts on its own and asks this EHR for a patient, which you choose at the EHR's patient picker.</p>
-  <p class="actions"><a class="launch" id="standalone-launch" href="${escapeHtml(standaloneUrl(appLoginUrl, fhirBase))}" target="_blank" rel="noopener">Open the app outside the EHR (standalone)</a></p>
+  <p class="actions"><a class="launch" id="standalone-launch" href="${escapeHtml(standaloneUrl(appLoginUrl, fhirBase))}" target="_blank" rel="noopener">Open the app outside the EHR (standalone)</a><a class="launch-in-frame" id="standalone-in-frame" href="${EHR_FRAME_PATH}" target="_blank" rel="noopener">Open the app in the EHR frame (standalone)</a></p>
 </section>`
 }
 
@@ -58,8 +59,11 @@ function encounterText(encounter: FhirResource | undefined): string {
 
 function row(patient: FhirResource, store: FhirStore, canLaunch: boolean, today: Date): string {
   const id = escapeHtml(patient.id)
+  const query = `?patient=${encodeURIComponent(patient.id)}`
+  // "Launch": the app in a tab of its own; "Launch in the EHR frame": the app inside the EHR's page (ehr-frame.ts).
   const launch = canLaunch
-    ? `<a class="launch" data-patient-id="${id}" href="${EHR_LAUNCH_PATH}?patient=${encodeURIComponent(patient.id)}" target="_blank" rel="noopener">Launch</a>`
+    ? `<a class="launch" data-patient-id="${id}" href="${EHR_LAUNCH_PATH}${query}" target="_blank" rel="noopener">Launch</a>` +
+      `<a class="launch-in-frame" data-patient-id="${id}" href="${EHR_FRAME_PATH}${query}" target="_blank" rel="noopener">Launch in the EHR frame</a>`
     : ''
   return `<tr data-patient-id="${id}">
       <td class="name">${escapeHtml(listName(patient))}</td>
@@ -73,8 +77,9 @@ function row(patient: FhirResource, store: FhirStore, canLaunch: boolean, today:
 
 /**
  * The EHR's home page: a patient list with a "Launch" link per patient, and the route those links
- * open, which mints a launch id per click and redirects to the app's launch URL; above it, with
- * `appLoginUrl`, the way into the app outside the EHR (a standalone launch).
+ * open, which mints a launch id per click and redirects to the app's launch URL; beside each, "Launch in
+ * the EHR frame": the EHR's page showing the app in a frame of its own (ehr-frame.ts). Above it, with
+ * `appLoginUrl`, the way into the app outside the EHR (a standalone launch), and the same in the EHR's frame.
  */
 export function createEhrHome(options: EhrHomeOptions): Router {
   const { store, practitionerId, fhirBase, appLaunchUrl, appLoginUrl } = options
@@ -117,6 +122,23 @@ export function createEhrHome(options: EhrHomeOptions): Router {
     if (encounterOf(store, patientId)) context.encounter = `${patientId}-encounter-1`
     res.set('Cache-Control', 'no-store')
     res.redirect(302, options.launchUrl(appLaunchUrl, context))
+  })
+
+  router.get(EHR_FRAME_PATH, function ehrAppFrame(req: Request, res: Response) {
+    const patientId = typeof req.query.patient === 'string' ? req.query.patient : undefined
+    // With a patient: an EHR launch, a fresh launch id per load of the page; without: the app's standalone login.
+    const src = patientId !== undefined ? appLaunchUrl && `${EHR_LAUNCH_PATH}?patient=${encodeURIComponent(patientId)}` : appLoginUrl && standaloneUrl(appLoginUrl, fhirBase)
+    if (!src) {
+      sendPage(res, 404, page('No app registered', '', `<p class="notice">No SMART app ${patientId !== undefined ? 'launch URL' : 'login URL'} is registered with this EHR.</p>`))
+      return
+    }
+    const patient = patientId !== undefined ? store.read('Patient', patientId) : undefined
+    if (patientId !== undefined && !patient) {
+      sendPage(res, 404, page('Unknown patient', '', `<p class="notice">Unknown patient ${escapeHtml(patientId)}.</p>`))
+      return
+    }
+    const user = displayName(store.read('Practitioner', practitionerId)) || practitionerId
+    sendPage(res, 200, framePage({ user, patient, src, today: new Date() }), { frameSrc: frameSources([appLaunchUrl, appLoginUrl]) })
   })
 
   return router

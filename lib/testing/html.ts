@@ -55,15 +55,21 @@ const STYLE = `
   tr:last-child td { border-bottom: 0; }
   td.name { font-weight: 600; }
   td.sex { text-transform: capitalize; }
-  a.launch, button.choose { display: inline-block; padding: 4px 14px; border: 0; border-radius: 4px; background: #2f6fb3; color: #fff; text-decoration: none; font: inherit; font-weight: 600; cursor: pointer; }
-  a.launch:hover, a.launch:focus, button.choose:hover, button.choose:focus { background: #23578f; }
+  a.launch, a.launch-in-frame, button.choose { display: inline-block; padding: 4px 14px; border: 0; border-radius: 4px; background: #2f6fb3; color: #fff; text-decoration: none; font: inherit; font-weight: 600; cursor: pointer; }
+  a.launch:hover, a.launch:focus, a.launch-in-frame:hover, a.launch-in-frame:focus, button.choose:hover, button.choose:focus { background: #23578f; }
+  a.launch-in-frame { margin-left: 6px; background: #52606d; }
+  main.chart { max-width: none; margin: 0; padding: 0; }
+  .chart-banner { display: flex; gap: 24px; align-items: baseline; padding: 8px 24px; background: #fff; border-bottom: 1px solid #d5dbe1; }
+  .chart-banner .name { font-weight: 600; font-size: 16px; }
+  iframe.app-frame { display: block; width: 100%; height: calc(100vh - 90px); border: 0; background: #fff; }
   button.deny { padding: 4px 14px; border: 1px solid #9aa5b1; border-radius: 4px; background: #fff; color: #1f2933; font: inherit; cursor: pointer; }
   .actions { margin: 0; padding: 12px 16px; border-top: 1px solid #d5dbe1; }
   .intro { margin: 0; padding: 12px 16px; }
   .notice { margin: 0; padding: 12px 16px; color: #8a4b08; background: #fff7e6; border-bottom: 1px solid #f0d9a8; }
 `
 
-export function page(title: string, header: string, body: string): string {
+/** A page of the mock EHR; `mainClass` `chart` for a page as wide as the window (the app's frame). */
+export function page(title: string, header: string, body: string, mainClass?: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -74,19 +80,24 @@ export function page(title: string, header: string, body: string): string {
 </head>
 <body>
 <header><h1>Mock EHR</h1><span id="ehr-user">${header}</span></header>
-<main>${body}</main>
+<main${mainClass ? ` class="${escapeHtml(mainClass)}"` : ''}>${body}</main>
 </body>
 </html>
 `
 }
 
-// The pages have no scripts; only their own inline style may apply. A page with a form (the patient
-// picker) leaves form-action open, as Chromium applies it to the redirects after the submission too and
-// the picker's answer ends in a redirect to the app on another origin; it may not be framed instead.
-const CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'"
+// The pages have no scripts; only their own inline style may apply, and only the EHR's own pages may frame
+// them (its frame page shows its patient picker inside the app's frame). A page with a form (the patient
+// picker) leaves form-action open, as Chromium applies it to the redirects after the submission too and the
+// picker's answer ends in a redirect to the app on another origin. Only the frame page frames anything:
+// the origins of `frameSrc`.
+const CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'self'"
 
-export function sendPage(res: Response, status: number, html: string, options: { form?: boolean } = {}): void {
-  res.set('Content-Security-Policy', `${CSP}; ${options.form ? "frame-ancestors 'none'" : "form-action 'none'"}`)
+export function sendPage(res: Response, status: number, html: string, options: { form?: boolean; frameSrc?: string[] } = {}): void {
+  const directives = [CSP]
+  if (!options.form) directives.push("form-action 'none'")
+  if (options.frameSrc) directives.push(`frame-src ${options.frameSrc.join(' ')}`)
+  res.set('Content-Security-Policy', directives.join('; '))
   res.set('Cache-Control', 'no-store')
   res.status(status).type('html').send(html)
 }

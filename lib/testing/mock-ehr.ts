@@ -3,13 +3,14 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import { createAuthorizationServer } from './authorization-server'
+import { repeatFramedAuthorizationFromEhr } from './ehr-frame'
 import { checkAppUrl, createEhrHome } from './ehr-home'
 import { faultInjector } from './faults'
 import { createFhirRouter } from './fhir-server'
 import { FhirStore } from './fhir-store'
 import { INTERACTION_PATH } from './interaction'
 import { DEFAULT_PRACTITIONER_ID, seedResources } from './seed-data'
-import { capabilityStatement, smartConfiguration, type SmartEndpoints } from './smart-configuration'
+import { capabilityStatement, smartConfiguration, type EhrProfile, type SmartEndpoints } from './smart-configuration'
 import type { FhirLogEntry, LaunchContext, MockEhr, MockEhrClient, MockEhrFaults, MockEhrOptions, MockEhrStats } from './types'
 import { createUserAgent } from './user-agent'
 import { createUsers } from './users'
@@ -43,7 +44,9 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  *
  * Seed patients: `patient-1` (encounter `patient-1-encounter-1`), `patient-2`, `patient-3`, each with a
  * RelatedPerson `<patient>-related-person`. Its home page (`GET /`) lists the patients, each with a
- * "Launch" link to `appLaunchUrl` when that is set, and links to `appLoginUrl` (standalone) when that is.
+ * "Launch" link to `appLaunchUrl` when that is set, and links to `appLoginUrl` (standalone) when that is;
+ * each also "in the EHR frame": the app inside an `<iframe>` of the EHR's own page (a cross-site frame
+ * for an app on `localhost`).
  *
  * @example
  * ```ts
@@ -68,6 +71,7 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
   if (clients.length === 0) throw new TypeError('createMockEhr: clients must not be empty')
   const appLaunchUrl = checkAppUrl('appLaunchUrl', options.appLaunchUrl)
   const appLoginUrl = checkAppUrl('appLoginUrl', options.appLoginUrl)
+  const profile = ehrProfile(options)
 
   const app = express()
   const server = createServer(app)
@@ -96,6 +100,7 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
     accessTokenTtlSeconds,
     refreshTokenTtlSeconds,
     rotateRefreshTokens,
+    profile,
     store,
     users,
     launches,
@@ -123,10 +128,11 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
     stats.discoveryFetches++
     next()
   }, inject('discovery'), (_req, res) => {
-    res.json(smartConfiguration(endpoints))
+    res.json(smartConfiguration(endpoints, profile))
   })
   app.get('/oauth/.well-known/openid-configuration', inject('discovery'))
   app.get('/oauth/jwks', inject('jwks'))
+  app.get('/oauth/authorize', repeatFramedAuthorizationFromEhr)
   app.post('/oauth/token', inject('token'))
   app.get(`${INTERACTION_PATH}/:uid`, (req: Request, res: Response, next: NextFunction) => {
     auth.interaction.show(req, res).catch(next)
@@ -166,4 +172,13 @@ export async function createMockEhr(options: MockEhrOptions = {}): Promise<MockE
       })
     },
   }
+}
+
+/** What differs between the EHRs the mock imitates, checked. */
+function ehrProfile(options: MockEhrOptions): EhrProfile {
+  const { scopeSyntax = 'both', refreshTokens = true, revocation = true } = options
+  if (scopeSyntax !== 'v1' && scopeSyntax !== 'both') throw new TypeError('createMockEhr: scopeSyntax must be "v1" or "both"')
+  if (typeof refreshTokens !== 'boolean') throw new TypeError('createMockEhr: refreshTokens must be true or false')
+  if (typeof revocation !== 'boolean') throw new TypeError('createMockEhr: revocation must be true or false')
+  return { scopeSyntax, refreshTokens, revocation }
 }

@@ -1,4 +1,4 @@
-import { ADVERTISED_SCOPES } from './smart-scopes'
+import { advertisedScopes } from './smart-scopes'
 import { RESOURCE_TYPES } from './fhir-store'
 import type { FhirResource } from './seed-data'
 
@@ -31,23 +31,32 @@ const CAPABILITIES = [
   'permission-v2',
 ]
 
+/** What differs between the EHRs the mock imitates (MockEhrOptions). */
+export interface EhrProfile {
+  scopeSyntax: 'v1' | 'both'
+  refreshTokens: boolean
+  revocation: boolean
+}
+
 /** `<FHIR base>/.well-known/smart-configuration` (SMART App Launch 2.x). */
-export function smartConfiguration(endpoints: SmartEndpoints): Record<string, unknown> {
+export function smartConfiguration(endpoints: SmartEndpoints, profile: EhrProfile = { scopeSyntax: 'both', refreshTokens: true, revocation: true }): Record<string, unknown> {
+  const capabilities = CAPABILITIES.filter((capability) =>
+    !(profile.scopeSyntax === 'v1' && capability === 'permission-v2') && !(!profile.refreshTokens && (capability === 'permission-offline' || capability === 'permission-online')))
   return {
     issuer: endpoints.issuer,
     jwks_uri: endpoints.jwks,
     authorization_endpoint: endpoints.authorization,
     token_endpoint: endpoints.token,
-    revocation_endpoint: endpoints.revocation,
+    ...(profile.revocation ? { revocation_endpoint: endpoints.revocation } : {}),
     userinfo_endpoint: endpoints.userinfo,
     grant_types_supported: ['authorization_code', 'refresh_token'],
     token_endpoint_auth_methods_supported: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
     token_endpoint_auth_signing_alg_values_supported: ['RS384', 'ES384'],
-    scopes_supported: ADVERTISED_SCOPES,
+    scopes_supported: advertisedScopes(profile.scopeSyntax),
     response_types_supported: ['code'],
     code_challenge_methods_supported: ['S256'],
     authorization_response_iss_parameter_supported: true,
-    capabilities: CAPABILITIES,
+    capabilities,
   }
 }
 

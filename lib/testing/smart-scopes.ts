@@ -29,9 +29,9 @@ function v2Permissions(): string[] {
   return out
 }
 
-/** Every scope the authorization server grants; iteration order puts the short, common ones first. */
-export function allSupportedScopes(): string[] {
-  const permissions = [...V1_PERMISSIONS, ...v2Permissions()]
+/** Every scope the authorization server grants (`'v1'`: v1 resource scopes only); the short, common ones first. */
+export function allSupportedScopes(syntax: 'v1' | 'both' = 'both'): string[] {
+  const permissions = syntax === 'v1' ? V1_PERMISSIONS : [...V1_PERMISSIONS, ...v2Permissions()]
   const resource: string[] = []
   for (const level of ['patient', 'user', 'system']) {
     for (const type of RESOURCE_TYPES) {
@@ -42,11 +42,10 @@ export function allSupportedScopes(): string[] {
 }
 
 /** A short list for `scopes_supported` in the SMART configuration (the full list has thousands). */
-export const ADVERTISED_SCOPES = [
-  ...CONTEXT_SCOPES,
-  'patient/*.rs', 'patient/*.cruds', 'patient/*.read', 'patient/*.write', 'patient/*.*',
-  'user/*.rs', 'user/*.cruds', 'user/*.read', 'user/*.write', 'user/*.*',
-]
+export function advertisedScopes(syntax: 'v1' | 'both' = 'both'): string[] {
+  const v2 = syntax === 'v1' ? [] : ['patient/*.rs', 'patient/*.cruds', 'user/*.rs', 'user/*.cruds']
+  return [...CONTEXT_SCOPES, ...v2, 'patient/*.read', 'patient/*.write', 'patient/*.*', 'user/*.read', 'user/*.write', 'user/*.*']
+}
 
 const RESOURCE_SCOPE = /^(patient|user|system)\/(\*|[A-Z][A-Za-z]+)\.(read|write|\*|c?r?u?d?s?)$/
 

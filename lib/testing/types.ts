@@ -83,13 +83,27 @@ export interface MockEhrOptions {
   /**
    * The registered app's launch URL (e.g. `http://127.0.0.1:3000/launch`). The EHR home page (`GET /`)
    * then shows a "Launch" link per patient; each click mints a launch id and redirects to
-   * `appLaunchUrl?iss=...&launch=...`. Without it the page lists patients only.
+   * `appLaunchUrl?iss=...&launch=...`. Beside it, "Launch in the EHR frame" opens the EHR's page
+   * `/app-frame?patient=<id>`, which runs the same launch inside an `<iframe>` of its own (sandbox
+   * `allow-scripts allow-same-origin allow-forms allow-popups`); an app on `localhost` is then a cross-site
+   * frame of the EHR's `127.0.0.1`. Without it the page lists patients only.
    */
   appLaunchUrl?: string
   /**
+   * Which SMART scope syntax the EHR speaks (README "EHR notes"). `'v1'`: its smart-configuration lists
+   * `permission-v1` and not `permission-v2`, and it grants only v1 resource scopes (`patient/*.read`) — v2
+   * scopes asked of it are dropped from the grant, as a v1-only EHR does. Default `'both'`.
+   */
+  scopeSyntax?: 'v1' | 'both'
+  /** false: no refresh tokens, whatever the app asks (an "online" provider app at Oracle Health). Default true. */
+  refreshTokens?: boolean
+  /** false: no revocation endpoint, advertised or served (many EHRs have none). Default true. */
+  revocation?: boolean
+  /**
    * The registered app's standalone login URL (its `smartLogin()` route, e.g. `http://127.0.0.1:3000/login`).
    * The EHR home page then shows an "Open the app outside the EHR (standalone)" link to
-   * `appLoginUrl?iss=<FHIR base>`.
+   * `appLoginUrl?iss=<FHIR base>`, and "Open the app in the EHR frame (standalone)": the same inside the
+   * EHR's frame page (`/app-frame`), where the patient picker shows in the frame.
    */
   appLoginUrl?: string
 }
