@@ -3,18 +3,31 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import session, { MemoryStore, type Store } from 'express-session'
 import { RedisStore } from 'connect-redis'
 import { createClient } from 'redis'
+import connectPgSimple from 'connect-pg-simple'
+import { Pool } from 'pg'
 import {
   failFastStore, isSmartError, requireSmartContext, smartCallback, smartErrorHandler, smartFrameAncestors, smartLaunch, smartLogin, smartLogout, type SmartMiddlewareOptions,
 } from 'express-smart-on-fhir'
 import { clinicalApi } from './clinical-api'
 import type { ExampleSettings } from './settings'
 
-async function sessionStore(redisUrl: string | undefined): Promise<{ store: Store; close: () => Promise<void> }> {
-  if (!redisUrl) return { store: new MemoryStore(), close: async () => undefined }
-  const client = createClient({ url: redisUrl, socket: { connectTimeout: 5000 } })
-  client.on('error', (err: Error) => console.error(`redis: ${err.message}`))
-  await client.connect()
-  return { store: new RedisStore({ client, prefix: 'example-app:' }), close: async () => void (await client.close()) }
+/** Sessions in Redis (REDIS_URL), PostgreSQL (DATABASE_URL) or memory. Every client gets an error listener: a store outage is a 503, never a crash. */
+async function sessionStore(settings: ExampleSettings): Promise<{ store: Store; close: () => Promise<void> }> {
+  if (settings.redisUrl) {
+    const client = createClient({ url: settings.redisUrl, socket: { connectTimeout: 5000 } })
+    client.on('error', (err: Error) => console.error(`redis: ${err.message}`))
+    await client.connect()
+    return { store: new RedisStore({ client, prefix: 'example-app:' }), close: async () => void (await client.close()) }
+  }
+  if (settings.databaseUrl) {
+    const pool = new Pool({ connectionString: settings.databaseUrl, connectionTimeoutMillis: 5000 })
+    pool.on('error', (err: Error) => console.error(`postgres: ${err.message}`))
+    // createTableIfMissing races when several processes start on a new database: create the table once in production.
+    const PGStore = connectPgSimple(session)
+    const store = new PGStore({ pool, tableName: 'example_app_sessions', createTableIfMissing: true })
+    return { store, close: async () => { store.close(); await pool.end() } }
+  }
+  return { store: new MemoryStore(), close: async () => undefined }
 }
 
 /**
@@ -41,7 +54,7 @@ function sessionCookie(settings: ExampleSettings): { name: string; cookie: sessi
  * requireSmartContext, and the page; only the app itself and `settings.frameAncestors` may frame it.
  */
 export async function createExampleApp(settings: ExampleSettings): Promise<{ app: Express; close: () => Promise<void> }> {
-  const { store, close } = await sessionStore(settings.redisUrl)
+  const { store, close } = await sessionStore(settings)
   const smart: SmartMiddlewareOptions = {
     config: {
       clientId: settings.clientId,

@@ -10,6 +10,8 @@ export interface ExampleSettings {
   sessionSecret: string
   /** When set, sessions and SMART state live in Redis (connect-redis); otherwise in memory. */
   redisUrl: string | undefined
+  /** When set (and no Redis URL), sessions and SMART state live in PostgreSQL (connect-pg-simple). */
+  databaseUrl?: string
   clientId: string
   /** The FHIR bases of the EHRs allowed to launch the app. */
   issuers: string[]
@@ -33,7 +35,7 @@ export interface ExampleSettings {
 
 /**
  * Reads the settings from environment variables:
- * PORT, APP_URL, SESSION_SECRET, REDIS_URL, CLIENT_ID, ISS, ALLOW_HTTP_ISSUER, REFRESH_LEEWAY_SECONDS,
+ * PORT, APP_URL, SESSION_SECRET, REDIS_URL, DATABASE_URL, CLIENT_ID, ISS, ALLOW_HTTP_ISSUER, REFRESH_LEEWAY_SECONDS,
  * FRAME_ANCESTORS (origins, comma-separated), SESSION_SAMESITE (`none` or `lax`).
  */
 export function settingsFromEnv(env: NodeJS.ProcessEnv, defaults: Partial<ExampleSettings> = {}): ExampleSettings {
@@ -52,6 +54,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv, defaults: Partial<Exampl
     publicUrl: (env.APP_URL ?? defaults.publicUrl ?? `http://127.0.0.1:${port}`).replace(/\/$/, ''),
     sessionSecret,
     redisUrl: env.REDIS_URL || defaults.redisUrl || undefined,
+    databaseUrl: env.DATABASE_URL || defaults.databaseUrl || undefined,
     clientId: env.CLIENT_ID ?? defaults.clientId ?? 'mock-app',
     issuers,
     allowHttpIssuer: (env.ALLOW_HTTP_ISSUER ?? String(defaults.allowHttpIssuer ?? false)) === 'true',

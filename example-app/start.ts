@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   }))
   server.on('request', app)
   console.log(`Mock EHR:    ${ehrHome.href}   <- EHR launch: open this and click "Launch" (a new tab) or "Launch in the EHR frame" (inside the EHR's page)`)
-  console.log(`Example app: ${publicUrl}/   <- standalone: open this and click "Sign in with the EHR" (sessions in ${process.env.REDIS_URL ? 'Redis' : 'memory'})`)
+  console.log(`Example app: ${publicUrl}/   <- standalone: open this and click "Sign in with the EHR" (sessions in ${process.env.REDIS_URL ? 'Redis' : process.env.DATABASE_URL ? 'PostgreSQL' : 'memory'})`)
   if (https) console.log('The app\'s certificate is self-signed (made now, for localhost): open the app\'s URL first and let the browser proceed, or the EHR\'s frame shows a certificate error.')
   const stop = async () => {
     server.closeAllConnections()

@@ -40,3 +40,27 @@ describe('the example app API', () => {
     expect((await agent().get('/api/patient').expect(401)).body.code).toBe('NO_SESSION')
   })
 })
+
+describe('the example app on PostgreSQL (DATABASE_URL)', () => {
+  let onPostgres: RunningExample
+  beforeAll(async () => {
+    const databaseUrl = process.env.DATABASE_URL
+    if (!databaseUrl) throw new Error('DATABASE_URL is not set: the tests start a PostgreSQL cluster (__tests__/helpers/global-setup.ts)')
+    onPostgres = await startExample({ databaseUrl })
+  })
+  afterAll(() => onPostgres.close())
+
+  it('launches, serves the patient and keeps the session in the database', async () => {
+    const browser = request.agent(onPostgres.appUrl)
+    const { patient } = await launchAs(browser, onPostgres.ehr, { patient: 'patient-3' })
+    expect((await browser.get('/api/patient').set('X-Active-Patient', patient).expect(200)).body).toMatchObject({ id: 'patient-3' })
+    const { Pool } = await import('pg')
+    const pool = new Pool({ connectionString: process.env.DATABASE_URL })
+    try {
+      const rows = await pool.query(`SELECT count(*)::int AS n FROM example_app_sessions WHERE sid LIKE 'smart:session:%'`)
+      expect(rows.rows[0].n).toBeGreaterThanOrEqual(1)
+    } finally {
+      await pool.end()
+    }
+  })
+})

@@ -15,7 +15,7 @@ export interface RunningExample {
 
 /** The mock EHR and the example app on free ports, wired as `npm start` wires them. */
 export async function startExample(
-  opts: { redisUrl?: string; accessTokenTtlSeconds?: number; refreshLeewaySeconds?: number; twoEhrs?: boolean } = {},
+  opts: { redisUrl?: string; databaseUrl?: string; accessTokenTtlSeconds?: number; refreshLeewaySeconds?: number; twoEhrs?: boolean } = {},
 ): Promise<RunningExample> {
   const server = createServer()
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -26,6 +26,7 @@ export async function startExample(
     publicUrl: appUrl,
     sessionSecret: 'example-test-secret',
     redisUrl: opts.redisUrl,
+    databaseUrl: opts.databaseUrl,
     clientId: 'mock-app',
     issuers: [ehr.iss, ...(other ? [other.iss] : [])],
     allowHttpIssuer: true,
