@@ -1,6 +1,6 @@
 /**
  * The app under test, run as its own process by bench/run.ts. One Express app, one express-session (over
- * MemoryStore or connect-redis behind failFastStore), and every route the comparisons need:
+ * MemoryStore, connect-redis or connect-pg-simple, behind failFastStore), and every route the comparisons need:
  *
  *   /launch, /callback     smartLaunch, smartCallback (this library)
  *   /protected             requireSmartContext, then res.json({ patient })
@@ -16,6 +16,8 @@ import type { AddressInfo } from 'node:net'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import session, { MemoryStore, type Store } from 'express-session'
 import { RedisStore } from 'connect-redis'
+import connectPgSimple from 'connect-pg-simple'
+import { Pool } from 'pg'
 import { createClient } from 'redis'
 import fhirclient = require('fhirclient/lib/entry/node')
 import { failFastStore, requireSmartContext, smartCallback, smartErrorHandler, smartLaunch, type SmartMiddlewareOptions } from 'express-smart-on-fhir'
@@ -46,6 +48,13 @@ async function sessionStore(): Promise<{ store: Store; memory: MemoryStore | nul
   if (settings.store === 'memory') {
     const memory = new MemoryStore()
     return { store: failFastStore(memory), memory }
+  }
+  if (settings.store === 'postgres') {
+    // pg's default pool size (10) matches autocannon's 10 connections; the herd's requests queue for a client.
+    const pool = new Pool({ connectionString: settings.databaseUrl, connectionTimeoutMillis: 5000 })
+    pool.on('error', (err: Error) => console.error(`bench app: postgres: ${err.message}`))
+    const PGStore = connectPgSimple(session)
+    return { store: failFastStore(new PGStore({ pool, tableName: settings.pgTable })), memory: null }
   }
   const client = createClient({ url: settings.redisUrl })
   client.on('error', (err: Error) => console.error(`bench app: redis: ${err.message}`))

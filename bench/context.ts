@@ -1,12 +1,13 @@
 /**
- * What every scenario of the bench shares: the options, the mock EHR (in the orchestrator), the Redis,
- * the load process, app processes to start, and the count checks that `--quick` asserts.
+ * What every scenario of the bench shares: the options, the mock EHR (in the orchestrator), the Redis and
+ * the PostgreSQL, the load process, app processes to start, and the count checks that `--quick` asserts.
  */
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import type { MockEhr } from 'express-smart-on-fhir/testing'
 import { startChild, type ChildHandle } from './ipc'
-import type { AppErrors, AppHello, AppSettings } from './types'
+import type { BenchPostgres } from './postgres'
+import type { AppErrors, AppHello, AppSettings, StoreKind } from './types'
 
 export interface BenchOptions {
   quick: boolean
@@ -44,6 +45,7 @@ export class BenchContext {
     readonly opts: BenchOptions,
     readonly ehr: MockEhr,
     readonly redisUrl: string,
+    readonly postgres: BenchPostgres,
     readonly load: ChildHandle<unknown>,
     readonly profileDir: string,
   ) {}
@@ -58,9 +60,19 @@ export class BenchContext {
     if (!ok) console.error(`  CHECK FAILED: ${name}: ${detail}`)
   }
 
+  /**
+   * The store settings of a scenario's app processes: a Redis key prefix or a new PostgreSQL table of its own,
+   * which every process started with them shares (`name` tells scenarios apart: letters, digits and `_`).
+   */
+  async storeSettings(store: StoreKind, name: string): Promise<Pick<AppSettings, 'store' | 'redisPrefix' | 'pgTable'>> {
+    if (store === 'redis') return { store, redisPrefix: `bench-${name}-${process.pid}:` }
+    if (store === 'postgres') return { store, pgTable: await this.postgres.createTable(name) }
+    return { store }
+  }
+
   /** Starts the app process (bench/app.ts); under --profile with --cpu-prof, one profile per app. */
   async startApp(name: string, settings: Partial<AppSettings> & Pick<AppSettings, 'store'>, nodeFlags: string[] = []): Promise<RunningApp> {
-    const full: AppSettings = { iss: this.ehr.iss, redisUrl: this.redisUrl, sessionSecret: this.sessionSecret, ...settings }
+    const full: AppSettings = { iss: this.ehr.iss, redisUrl: this.redisUrl, databaseUrl: this.postgres.url, sessionSecret: this.sessionSecret, ...settings }
     const flags = [...nodeFlags]
     if (this.opts.profile) {
       flags.push('--cpu-prof', '--cpu-prof-dir', this.profileDir, '--cpu-prof-name', `${name}.cpuprofile`)

@@ -8,8 +8,12 @@
  *   --warmup S         warm-up seconds per route (3)      --connections N   autocannon connections (10)
  *   --sessions N       MemoryStore sessions to launch (10000)
  *   --only a,c,d,e     scenarios: a = protected vs session-read and vs fhirclient (the issue's a and b, one set of
- *                      rounds), c = launch, d = refresh herd, e = stored bytes and memory per session
+ *                      rounds), c = launch (a and c over MemoryStore, Redis and PostgreSQL), d = refresh herd (over
+ *                      Redis, then PostgreSQL), e = stored bytes and memory per session
  *   --out DIR          where results go (default bench/; --quick writes nothing unless given)
+ *
+ * Stores: MemoryStore, a throwaway redis-server of its own, and PostgreSQL: the one DATABASE_URL names (the bench
+ * makes its tables there and drops them), else a throwaway cluster of its own (initdb + pg_ctl).
  *
  * Exits non-zero when a count check fails (a route answered anything unexpected, the herd saw other than
  * one refresh grant or a request failed, a launch failed).
@@ -25,6 +29,7 @@ import { BenchContext, type BenchOptions } from './context'
 import { memoryFootprint, redisFootprint } from './footprint'
 import { refreshHerd } from './herd'
 import { startChild } from './ipc'
+import { openPostgres, type BenchPostgres } from './postgres'
 import { describeMachine, resultsJson, resultsMarkdown, type Measurements } from './report'
 import { launchComparison, protectedComparison } from './throughput'
 
@@ -54,7 +59,7 @@ function options(argv: string[]): BenchOptions {
     profile: values.profile,
     rounds: number('rounds', values.rounds, quick ? 2 : 15),
     seconds: number('seconds', values.seconds, quick ? 0.5 : 3),
-    warmupSeconds: number('warmup', values.warmup, quick ? 0.5 : 3),
+    warmupSeconds: number('warmup', values.warmup, quick ? 0.25 : 3),
     connections: number('connections', values.connections, 10),
     herdRequests: 100,
     memorySessions: number('sessions', values.sessions, quick ? 30 : 10_000),
@@ -75,12 +80,17 @@ async function scenarios(ctx: BenchContext): Promise<Measurements> {
   if (only.has('a')) {
     m.protectedMemory = await timed(() => protectedComparison(ctx, 'memory'))
     m.protectedRedis = await timed(() => protectedComparison(ctx, 'redis'))
+    m.protectedPostgres = await timed(() => protectedComparison(ctx, 'postgres'))
   }
   if (only.has('c')) {
     m.launchMemory = await timed(() => launchComparison(ctx, 'memory'))
     m.launchRedis = await timed(() => launchComparison(ctx, 'redis'))
+    m.launchPostgres = await timed(() => launchComparison(ctx, 'postgres'))
   }
-  if (only.has('d')) m.herd = await timed(() => refreshHerd(ctx))
+  if (only.has('d')) {
+    m.herdRedis = await timed(() => refreshHerd(ctx, 'redis'))
+    m.herdPostgres = await timed(() => refreshHerd(ctx, 'postgres'))
+  }
   if (only.has('e')) {
     ctx.log('\nstored bytes per launched session')
     m.bytesPlain = await timed(() => redisFootprint(ctx, false))
@@ -100,11 +110,17 @@ async function main(): Promise<number> {
   if (opts.profile) mkdirSync(profileDir, { recursive: true })
 
   let redis: RunningRedis | undefined
+  let postgres: BenchPostgres | undefined
   const ehr = await createMockEhr()
   const load = await startChild<unknown>(join(__dirname, 'load.ts'))
   try {
-    redis = await startRedis(binary)
-    const ctx = new BenchContext(opts, ehr, redis.url, load, profileDir)
+    // Both at once (initdb takes a second or two); whichever started is stopped below, even if the other failed.
+    const [startedRedis, openedPostgres] = await Promise.allSettled([startRedis(binary), openPostgres()])
+    if (startedRedis.status === 'fulfilled') redis = startedRedis.value
+    if (openedPostgres.status === 'fulfilled') postgres = openedPostgres.value
+    if (startedRedis.status === 'rejected') throw startedRedis.reason
+    if (openedPostgres.status === 'rejected') throw openedPostgres.reason
+    const ctx = new BenchContext(opts, ehr, startedRedis.value.url, openedPostgres.value, load, profileDir)
     ctx.log(`bench: ${opts.quick ? 'quick smoke test' : 'full run'}, ${opts.rounds} rounds × ${opts.seconds} s, ${opts.connections} connections, scenarios ${[...opts.only].join(',')}`)
     const measurements = await scenarios(ctx)
     const machine = describeMachine(startedAt, loadAtStart)
@@ -123,6 +139,7 @@ async function main(): Promise<number> {
     await load.stop()
     await ehr.close()
     if (redis) await stopRedis(redis)
+    if (postgres) await postgres.close()
   }
 }
 

@@ -1,13 +1,13 @@
 /**
- * Throughput comparisons, each in one app process over one store, measured by the load process:
+ * Throughput comparisons, each in one app process over one store (MemoryStore, Redis or PostgreSQL),
+ * measured by the load process:
  *   a/b. the protected route vs a route that only reads req.session, and vs fhirclient 2.6.3's ready();
  *   c.   smartLaunch (discovery cached) vs a route that writes one session value.
  */
 import type { BenchContext } from './context'
 import { compareRoutes, pairStats, type Comparison, type PairStats, type Route } from './compare'
 import { FHIRCLIENT_ROUTES, OUR_ROUTES, checkSession, launchSession } from './launch'
-
-export type StoreKind = 'memory' | 'redis'
+import type { StoreKind } from './types'
 
 export interface ProtectedComparison {
   store: StoreKind
@@ -39,7 +39,7 @@ function summary(routes: Comparison): string {
 export async function protectedComparison(ctx: BenchContext, store: StoreKind): Promise<ProtectedComparison> {
   const label = `protected vs session-read vs fhirclient (${store})`
   ctx.log(`\n${label}`)
-  const app = await ctx.startApp(`protected-${store}`, { store, redisPrefix: `bench-protected-${process.pid}:` })
+  const app = await ctx.startApp(`protected-${store}`, await ctx.storeSettings(store, 'protected'))
   try {
     const ours = await launchSession(app.base, ctx.ehr, OUR_ROUTES)
     await checkSession(app.base, OUR_ROUTES, ours)
@@ -71,7 +71,7 @@ export async function protectedComparison(ctx: BenchContext, store: StoreKind): 
 export async function launchComparison(ctx: BenchContext, store: StoreKind): Promise<LaunchComparison> {
   const label = `smartLaunch vs session-write (${store})`
   ctx.log(`\n${label}`)
-  const app = await ctx.startApp(`launch-${store}`, { store, redisPrefix: `bench-launch-${process.pid}:` })
+  const app = await ctx.startApp(`launch-${store}`, await ctx.storeSettings(store, 'launch'))
   try {
     // One whole launch first: discovery is cached from then on.
     await checkSession(app.base, OUR_ROUTES, await launchSession(app.base, ctx.ehr, OUR_ROUTES))

@@ -227,9 +227,9 @@ export const redisClusterKind: StoreKind = redisKind('RedisCluster', () => {
 
 const PGStore = connectPgSimple(session)
 
-/** connect-pg-simple's own table definition, for a table of another name. */
+/** connect-pg-simple's own table definition, for a table of another name; its constraint and index names too, so tables never collide. */
 function sessionTableDdl(table: string): string {
-  return readFileSync(join(require.resolve('connect-pg-simple'), '..', 'table.sql'), 'utf8').replaceAll('"session"', `"${table}"`)
+  return readFileSync(join(require.resolve('connect-pg-simple'), '..', 'table.sql'), 'utf8').replaceAll('session', table)
 }
 
 /** A pool on DATABASE_URL that fails, not hangs, when the database is away. */
