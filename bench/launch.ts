@@ -4,6 +4,7 @@
  * callback. Each launch returns the cookies to send afterwards (session, browser), as a browser would.
  */
 import type { LaunchContext, MockEhr } from 'express-smart-on-fhir/testing'
+import { applySetCookies } from '../__tests__/helpers/cookie-jar'
 
 export interface LaunchRoutes {
   /** The library's (`/launch`, `/callback`) or fhirclient's (`/fc/launch`, `/fc/callback`). */
@@ -14,24 +15,6 @@ export interface LaunchRoutes {
 
 export const OUR_ROUTES: LaunchRoutes = { launch: '/launch', check: '/protected' }
 export const FHIRCLIENT_ROUTES: LaunchRoutes = { launch: '/fc/launch', check: '/fc/protected' }
-
-/**
- * A browser's cookies after an answer: `cookie` (a `Cookie` header) with `setCookies` applied — every cookie the
- * app sets (session, the library's launch and browser cookies); an empty value or Max-Age=0 deletes.
- */
-export function applySetCookies(cookie: string, setCookies: string[]): string {
-  const jar = new Map(cookie.split('; ').filter(Boolean).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)] as const))
-  for (const setCookie of setCookies) {
-    const [pair, ...attributes] = setCookie.split(';')
-    const at = pair.indexOf('=')
-    if (at <= 0) continue
-    const name = pair.slice(0, at).trim()
-    const value = pair.slice(at + 1).trim()
-    if (value === '' || attributes.some((attribute) => /^\s*max-age=0\s*$/i.test(attribute))) jar.delete(name)
-    else jar.set(name, value)
-  }
-  return [...jar].map(([name, value]) => `${name}=${value}`).join('; ')
-}
 
 /** A browser's cookie jar, sent back as one `Cookie` header. */
 class CookieJar {

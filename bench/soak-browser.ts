@@ -5,7 +5,7 @@
  * answer against it: the status, `X-Active-Patient`, `X-Smart-Patient` and the body.
  */
 import type { MockEhr } from '../lib/testing'
-import { applySetCookies } from './launch'
+import { applySetCookies } from '../__tests__/helpers/cookie-jar'
 
 export interface Instance {
   name: string

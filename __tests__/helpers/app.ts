@@ -13,6 +13,7 @@ import {
 } from '../../lib'
 import request from 'supertest'
 import type { LaunchContext, MockEhr } from '../../lib/testing'
+import { applySetCookies } from './cookie-jar'
 import { openConfig } from './smart'
 
 export interface TestAppOptions {
@@ -115,19 +116,7 @@ export function recordingStorage(inner: SmartStorage): { storage: SmartStorage; 
  * applied (Max-Age=0 or an empty value deletes). Tests pass the result around as the browser's cookies.
  */
 export function withCookies(cookie: string | undefined, res: { headers: Record<string, unknown> }): string {
-  const jar = new Map<string, string>()
-  for (const pair of (cookie ?? '').split(';')) {
-    const at = pair.indexOf('=')
-    if (at > 0) jar.set(pair.slice(0, at).trim(), pair.slice(at + 1).trim())
-  }
-  for (const header of ([] as string[]).concat((res.headers['set-cookie'] as string[] | undefined) ?? [])) {
-    const [pair, ...attributes] = header.split(';')
-    const name = pair.slice(0, pair.indexOf('=')).trim()
-    const value = pair.slice(pair.indexOf('=') + 1).trim()
-    if (value === '' || attributes.some((attribute) => /^\s*max-age=0\s*$/i.test(attribute))) jar.delete(name)
-    else jar.set(name, value)
-  }
-  return [...jar].map(([name, value]) => `${name}=${value}`).join('; ')
+  return applySetCookies(cookie ?? '', ([] as string[]).concat((res.headers['set-cookie'] as string[] | undefined) ?? []))
 }
 
 /**
