@@ -48,11 +48,14 @@ export default {
   tsconfigFile: 'no-tsconfig-to-rewrite.json',
   mutate: [
     'lib/client/**/*.ts',
+    'lib/session/**/*.ts',
+    'lib/fhir/**/*.ts',
+    'lib/observe.ts',
     'lib/oauth/**/*.ts',
     'lib/middleware/**/*.ts',
     'lib/storage/**/*.ts',
     // Types only: nothing to mutate.
-    '!lib/client/fhir-types.ts',
+    '!lib/fhir/fhir-types.ts',
   ],
   // Two cores shared with other work: two Jest runs at once keep both busy (see mutation/REPORT.md).
   concurrency: 2,

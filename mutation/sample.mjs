@@ -20,8 +20,9 @@ import { mutantKey } from './mutant-key.mjs'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const SAMPLE = join(ROOT, 'mutation', '.cache', 'sample.json')
-const FOLDERS = ['lib/client', 'lib/oauth', 'lib/middleware', 'lib/storage']
-const TYPES_ONLY = ['lib/client/fhir-types.ts']
+const FOLDERS = ['lib/client', 'lib/session', 'lib/fhir', 'lib/oauth', 'lib/middleware', 'lib/storage']
+const FILES = ['lib/observe.ts']
+const TYPES_ONLY = ['lib/fhir/fhir-types.ts']
 
 function option(args, name, fallback) {
   const at = args.indexOf(`--${name}`)
@@ -43,7 +44,7 @@ async function draw(args) {
   const size = Number(option(args, 'size', '150'))
   const seed = Number(option(args, 'seed', '1'))
   const skip = new Set(option(args, 'skip', '').split(',').filter(Boolean))
-  const files = execFileSync('git', ['ls-files', ...FOLDERS.map((f) => `${f}/*.ts`)], { cwd: ROOT, encoding: 'utf8' })
+  const files = execFileSync('git', ['ls-files', ...FOLDERS.map((f) => `${f}/*.ts`), ...FILES], { cwd: ROOT, encoding: 'utf8' })
     .split('\n')
     .filter((file) => file && !TYPES_ONLY.includes(file) && !skip.has(file))
   const silent = new Proxy({}, { get: (_, name) => (String(name).startsWith('is') ? () => false : () => undefined) })

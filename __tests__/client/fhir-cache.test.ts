@@ -1,7 +1,7 @@
 import { MemoryStore } from 'express-session'
 import type * as fhir4 from 'fhir/r4'
 import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
-import { createFhirReadCache } from '../../lib/client/fhir-cache'
+import { createFhirReadCache } from '../../lib/fhir/fhir-cache'
 import { createMockEhr, type LaunchContext, type MockEhr } from '../../lib/testing'
 import { completeLaunch, devOptions, openConfig, testClock } from '../helpers/smart'
 

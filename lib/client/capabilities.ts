@@ -1,4 +1,5 @@
-import type { KnownFhirServer, SmartLogger } from '../config'
+import type { SmartLogger } from '../config'
+import type { KnownFhirServer } from '../config-servers'
 import type { SmartConfiguration } from '../oauth/discovery'
 import { toV1Scope } from '../oauth/scopes'
 

@@ -1,4 +1,8 @@
-import { normalizeIssuer, type KnownFhirServer, type ResolvedConfig } from '../config'
+import type { ResolvedConfig } from '../config'
+import { normalizeIssuer, type KnownFhirServer } from '../config-servers'
+import type { AuthorizationServer } from '../oauth/authorization-server'
+import type { SmartConfiguration } from '../oauth/discovery'
+import type { Runtime } from './runtime'
 
 /**
  * The app's registration at one EHR (SECURITY S39): the client id and scope of its `knownFhirServers` entry
@@ -39,4 +43,19 @@ export function registrationFor(config: ResolvedConfig, iss: string): Registrati
     byServer.set(key, registration)
   }
   return registration
+}
+
+/** The authorization server of `iss` as the app is registered there (null without its discovery). */
+export function authorizationServerFor(rt: Runtime, iss: string, smart: SmartConfiguration): AuthorizationServer
+export function authorizationServerFor(rt: Runtime, iss: string, smart: SmartConfiguration | null): AuthorizationServer | null
+export function authorizationServerFor(rt: Runtime, iss: string, smart: SmartConfiguration | null): AuthorizationServer | null {
+  if (!smart) return null
+  const { config, http } = rt
+  const { clientId, server } = registrationFor(config, iss)
+  return { iss, smart, clientId, server, http, allowHttp: config.allowNonHttpsLaunch }
+}
+
+/** The authorization server of `iss`, discovered now; null when discovery fails (best-effort revocation). */
+export async function authorizationServerOf(rt: Runtime, iss: string): Promise<AuthorizationServer | null> {
+  return authorizationServerFor(rt, iss, await rt.discover(iss).catch(() => null))
 }

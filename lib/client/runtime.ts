@@ -1,7 +1,10 @@
 import { resolveConfig, type ResolvedConfig, type SmartClientConfiguration, type SmartClientOptions } from '../config'
 import { discover, type SmartConfiguration } from '../oauth/discovery'
 import type { HttpLimits } from '../oauth/http'
-import { instrumentationFor, type Observe } from './instrumentation'
+import type { BrowserProof } from '../session/browser-binding'
+import type { SessionState } from '../session/session-state'
+import type { SmartStorage } from '../storage/SmartStorage'
+import { instrumentationFor, type Observe } from '../observe'
 
 /** What every SmartClient built from one configuration shares: validated config, HTTP limits, discovery. */
 export interface Runtime {
@@ -10,6 +13,15 @@ export interface Runtime {
   discover: (iss: string) => Promise<SmartConfiguration>
   /** Spans and log lines for this configuration's operations. */
   observe: Observe
+}
+
+/** One SmartClient's runtime, storage, session and browser: what its steps (authorize.ts, callback.ts, refresh.ts) work with. */
+export interface ClientParts {
+  rt: Runtime
+  storage: SmartStorage
+  session: SessionState
+  /** The browser's cookies (middleware), or null (SmartClient used directly). */
+  browser: BrowserProof | null
 }
 
 const NO_OPTIONS = {}

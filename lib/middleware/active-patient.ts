@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express'
-import { SELECTOR } from '../client/launch-identity'
-import type { ReadyClient } from '../client/ReadyClient'
+import { SELECTOR } from '../session/launch-identity'
+import type { ReadyClient } from '../fhir/ReadyClient'
 import { SmartError } from '../errors'
 
 /**

@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto'
 import type { Request, Response } from 'express'
-import type { BrowserProof } from '../client/browser-binding'
-import { digest, PENDING_LAUNCH_TTL_SECONDS } from '../client/pending-launch'
+import type { BrowserProof } from '../session/browser-binding'
+import { digest, PENDING_LAUNCH_TTL_SECONDS } from '../session/pending-launch'
 
 /**
- * The cookies that bind launches and sessions to the browser (SECURITY S34; client/browser-binding.ts):
+ * The cookies that bind launches and sessions to the browser (SECURITY S34; session/browser-binding.ts):
  * - a launch cookie per pending launch, `__Host-smart-launch-<id>` (the id derived from the launch's state),
  *   holding a fresh 256-bit secret for the launch's lifetime (10 minutes);
  * - the browser cookie `__Host-smart-browser`, the session's browser secret, sent again by every callback.

@@ -1,5 +1,5 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
-import type { ReadyClient } from '../client/ReadyClient'
+import type { ReadyClient } from '../fhir/ReadyClient'
 import { readyAt } from '../client/SmartClient'
 import { isSmartError } from '../errors'
 import { activePatientOf, announceLaunch } from './active-patient'

@@ -1,6 +1,6 @@
 import type { Request } from 'express'
 import type { SessionData, Store } from 'express-session'
-import { PENDING_LAUNCH_TTL_SECONDS } from '../client/pending-launch'
+import { PENDING_LAUNCH_TTL_SECONDS } from '../session/pending-launch'
 import { SmartError } from '../errors'
 
 declare module 'express-session' {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import * as oidc from 'openid-client'
-import type { KnownFhirServer } from '../config'
+import type { KnownFhirServer } from '../config-servers'
 import { oauthErrorCode, SmartError } from '../errors'
 import type { SmartConfiguration } from './discovery'
 import { clientAuthFor } from './client-auth'

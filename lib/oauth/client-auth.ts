@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client'
 import { importJWK, importPKCS8, type CryptoKey as JoseCryptoKey } from 'jose'
-import type { KnownFhirServer } from '../config'
+import type { KnownFhirServer } from '../config-servers'
 
 type AsymmetricServer = Extract<KnownFhirServer, { type: 'confidential-asymmetric' }>
 

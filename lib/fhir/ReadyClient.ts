@@ -6,7 +6,7 @@ import { contextReference, FhirApi, userReference } from './fhir-api'
 import { checkTtlSeconds, type FhirReadCache } from './fhir-cache'
 import { FHIR_ID, FHIR_RESOURCE_TYPE } from './fhir-ids'
 import type { FhirContextReference, FhirRequestInit, FhirUserReference } from './fhir-types'
-import type { Observation, Observe } from './instrumentation'
+import type { Observation, Observe } from '../observe'
 
 export type { FhirRequestInit } from './fhir-types'
 

@@ -1,6 +1,6 @@
 import { SpanStatusCode, trace, type Attributes } from '@opentelemetry/api'
-import type { ResolvedConfig } from '../config'
-import { SmartError } from '../errors'
+import type { ResolvedConfig } from './config'
+import { SmartError } from './errors'
 
 /**
  * What the library tells the app's logger and OpenTelemetry about its work: one span and one log line per

@@ -1,15 +1,15 @@
 import type { ResolvedConfig } from '../config'
 import { SmartError } from '../errors'
-import { seal, unseal } from '../storage/encryption'
 import { withStorageLock } from '../storage/lock'
 import {
   keys, readStoredSession,
   type EndReason, type LaunchRecord, type SessionRecord, type StoredSession, type TokenSet,
 } from '../storage/records'
 import type { SmartStorage } from '../storage/SmartStorage'
-import { addLaunch, deadlineOf, lapseOf, liveLaunches, newVersion, withEnded, type CompletedLaunch, type Lifetimes } from './launch-identity'
+import { addLaunch, deadlineOf, lapseOf, lifetimesOf, liveLaunches, newVersion, withEnded, type CompletedLaunch, type Lifetimes } from './launch-identity'
 import { isSessionBrowser, newBrowserKey, ownsSession, withProof, type BrowserProof } from './browser-binding'
 import { PENDING_LAUNCH_TTL_SECONDS } from './pending-launch'
+import { sealTokens, tokensOf } from './sealed-tokens'
 import type { SessionCache } from './session-cache'
 
 /**
@@ -148,17 +148,12 @@ export class SessionState {
   }
 
   tokensOf(launch: LaunchRecord): TokenSet {
-    const { tokens } = launch
-    if ('sealed' in tokens) {
-      if (this.config.encryptionKeys.length === 0) throw new SmartError('SESSION_EXPIRED', 'Stored tokens are encrypted but no encryptionKey is set; launch again')
-      return unseal(this.config.encryptionKeys, tokens.sealed, sealedFor(launch.id)) as TokenSet
-    }
-    return tokens
+    return tokensOf(this.config.encryptionKeys, launch)
   }
 
   /** The tokens of launch `launchId` as stored: sealed (AES-256-GCM) when an encryption key is set. */
   sealTokens(launchId: string, tokens: TokenSet): LaunchRecord['tokens'] {
-    return this.config.encryptionKeys.length > 0 ? { sealed: seal(this.config.encryptionKeys, tokens, sealedFor(launchId)) } : tokens
+    return sealTokens(this.config.encryptionKeys, launchId, tokens)
   }
 
   #lock<T>(sid: string, work: () => Promise<T>): Promise<T> {
@@ -290,14 +285,4 @@ export class SessionState {
     this.cache.set(sid, stored, now)
     return stored
   }
-}
-
-/**
- * The AAD of a launch's sealed tokens: its launch id, which moves with it when the session id is regenerated.
- * Sealed tokens copied into any other launch record do not decrypt.
- */
-const sealedFor = (launchId: string) => `launch:${launchId}`
-
-export function lifetimesOf(config: ResolvedConfig): Lifetimes {
-  return { absoluteMs: config.sessionTtlSeconds * 1000, idleMs: config.idleTimeoutSeconds === null ? null : config.idleTimeoutSeconds * 1000 }
 }

@@ -1,5 +1,3 @@
-import type { Runtime } from './runtime'
-
 /**
  * A bounded in-process cache of FHIR GET answers. Keys are built by ReadyClient and always start with
  * its session-and-patient scope, so entries are never shared between sessions or patients.
@@ -63,17 +61,17 @@ export function createFhirReadCache(maxEntries: number = DEFAULT_FHIR_CACHE_ENTR
   }
 }
 
-const runtimeCaches = new WeakMap<Runtime, FhirReadCache>()
+const ownerCaches = new WeakMap<object, FhirReadCache>()
 
 /**
- * The read cache of one SmartClient runtime (one configuration): ReadyClients are made per request,
- * so the cache has to live here to outlive them. It uses the configuration's clock.
+ * The read cache of `owner`, made with the clock `now` on first use: the client keys it by its runtime (one
+ * configuration). ReadyClients are made per request, so the cache has to live with the owner to outlive them.
  *
  * @example
- * new ReadyClient({ ...init, cache: { store: fhirReadCacheFor(runtime), scope: `${sessionId}\u0000${launchId}` } })
+ * new ReadyClient({ ...init, cache: { store: fhirReadCacheFor(runtime, runtime.config.now), scope: `${sessionId}\u0000${launchId}` } })
  */
-export function fhirReadCacheFor(runtime: Runtime): FhirReadCache {
-  let cache = runtimeCaches.get(runtime)
-  if (!cache) runtimeCaches.set(runtime, (cache = createFhirReadCache(DEFAULT_FHIR_CACHE_ENTRIES, runtime.config.now)))
+export function fhirReadCacheFor(owner: object, now: () => number): FhirReadCache {
+  let cache = ownerCaches.get(owner)
+  if (!cache) ownerCaches.set(owner, (cache = createFhirReadCache(DEFAULT_FHIR_CACHE_ENTRIES, now)))
   return cache
 }

@@ -1,6 +1,5 @@
 import type { SessionRecord } from '../storage/records'
 import type { SmartStorage } from '../storage/SmartStorage'
-import type { Runtime } from './runtime'
 
 /**
  * This process's copies of session records, so that a request costs no store read beyond express-session's
@@ -53,12 +52,15 @@ export function createSessionCache(maxEntries = MAX_CACHED_SESSIONS): SessionCac
   }
 }
 
-const caches = new WeakMap<Runtime, WeakMap<SmartStorage, SessionCache>>()
+const caches = new WeakMap<object, WeakMap<SmartStorage, SessionCache>>()
 
-/** The cache of one configuration over one storage: what every request of a middleware shares. */
-export function sessionCacheFor(runtime: Runtime, storage: SmartStorage): SessionCache {
-  let byStorage = caches.get(runtime)
-  if (!byStorage) caches.set(runtime, (byStorage = new WeakMap()))
+/**
+ * The cache of `owner` over one storage: the client keys it by its runtime (one configuration), so that every
+ * request of a middleware shares it.
+ */
+export function sessionCacheFor(owner: object, storage: SmartStorage): SessionCache {
+  let byStorage = caches.get(owner)
+  if (!byStorage) caches.set(owner, (byStorage = new WeakMap()))
   let cache = byStorage.get(storage)
   if (!cache) byStorage.set(storage, (cache = createSessionCache()))
   return cache

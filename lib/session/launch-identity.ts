@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { normalizeIssuer } from '../config'
+import type { ResolvedConfig } from '../config'
+import { normalizeIssuer } from '../config-servers'
 import { SmartError } from '../errors'
 import type { EndReason, LaunchRecord, SessionRecord } from '../storage/records'
-import { FHIR_ID } from './fhir-ids'
+import { FHIR_ID } from '../fhir/fhir-ids'
 
 /**
  * Launch identity (API.md): a launch is identified by its EHR and its patient, and the page selects it with
@@ -28,6 +29,9 @@ export const newVersion = (): string => randomBytes(9).toString('base64url')
 /** 12 base64url characters (72 bits) of the normalised issuer's SHA-256. */
 const ehrTag = (iss: string): string => createHash('sha256').update(normalizeIssuer(iss)).digest('base64url').slice(0, 12)
 
+/** An app configured for exactly one EHR gives pages bare patient ids; any other gives `<patient id>_<EHR tag>`. */
+export const bareSelectors = (config: ResolvedConfig): boolean => config.knownFhirServers?.size === 1
+
 /** The selector of (EHR, patient): bare patient ids only where the app trusts exactly one EHR. */
 export function selectorFor(iss: string, patient: string | null, bare: boolean): string {
   return bare && patient !== null ? patient : `${patient ?? ''}_${ehrTag(iss)}`
@@ -40,6 +44,11 @@ export type CompletedLaunch = Omit<LaunchRecord, 'selector'>
 export interface Lifetimes {
   absoluteMs: number
   idleMs: number | null
+}
+
+/** The configured lifetimes, in ms. */
+export function lifetimesOf(config: ResolvedConfig): Lifetimes {
+  return { absoluteMs: config.sessionTtlSeconds * 1000, idleMs: config.idleTimeoutSeconds === null ? null : config.idleTimeoutSeconds * 1000 }
 }
 
 /** When a launch ends: its absolute deadline, or earlier when idle for too long. */
