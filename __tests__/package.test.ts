@@ -1,17 +1,18 @@
 import { execFileSync } from 'node:child_process'
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-// Builds the package into a scratch folder inside the repository (so its dependencies resolve) and loads
-// it the way a consumer would: by its name, from ESM and from CommonJS (API.md: both, Node >= 20.19).
+// Builds the package (scripts/build.ts: the tsc build and the Jest bundles) into a scratch folder inside the
+// repository (so its dependencies resolve) and loads it the way a consumer would: by its name, from ESM and
+// from CommonJS (API.md: both, Node 22 and 24), and the bundles as Jest gets them (docs/testing.md).
 const root = join(__dirname, '..')
 const scratch = join(root, '.tmp', `package-test-${process.pid}`)
 const consumer = join(scratch, 'consumer')
 
 beforeAll(() => {
   rmSync(scratch, { recursive: true, force: true })
-  execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(root, 'tsconfig.build.json'), '--outDir', join(scratch, 'pkg', 'dist')])
+  execFileSync(process.execPath, ['-r', 'esbuild-register', join(root, 'scripts', 'build.ts'), '--outDir', join(scratch, 'pkg', 'dist')], { cwd: root, stdio: 'pipe' })
   cpSync(join(root, 'package.json'), join(scratch, 'pkg', 'package.json'))
   mkdirSync(join(consumer, 'node_modules'), { recursive: true })
   // Its own package scope: otherwise Node resolves the name through the repository's package.json
@@ -105,4 +106,47 @@ describe('the testing entry without its optional peers', () => {
   it('loads without supertest, which only the caller of launchAs needs', () => {
     expect(loadTestingEntry(consumerWithout(['supertest']))).toEqual({ cjs: 'loaded', esm: 'loaded', main: 'function' })
   })
+})
+
+describe('the exports map: Node gets the tsc build, Jest the bundles (docs/testing.md)', () => {
+  const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, Record<string, string>> }
+
+  it.each([['.', 'index'], ['./testing', 'testing/index']])('%s: types, module-sync and default on dist/, require on dist/cjs/, in that order', (entry, file) => {
+    // First match wins: Node (>= 22.12 sets module-sync for require and import) stops at module-sync; Jest, which
+    // does not set it, at require.
+    expect(Object.entries(manifest.exports[entry])).toEqual([
+      ['types', `./dist/${file}.d.ts`],
+      ['module-sync', `./dist/${file}.js`],
+      ['require', `./dist/cjs/${file}.js`],
+      ['default', `./dist/${file}.js`],
+    ])
+  })
+
+  it('Node resolves require and import to the same tsc build: one copy of the package', () => {
+    const [byRequire, byImport, same] = run('resolve.mjs', `
+      import { createRequire } from 'node:module'
+      const require = createRequire(import.meta.url)
+      const paths = ['express-smart-on-fhir', 'express-smart-on-fhir/testing'].map((e) => [require.resolve(e), new URL(import.meta.resolve(e)).pathname])
+      const imported = await import('express-smart-on-fhir')
+      console.log([paths.map((p) => p[0]).join(' '), paths.map((p) => p[1]).join(' '), imported.SmartError === require('express-smart-on-fhir').SmartError].join(','))`)
+    expect(byRequire).toBe(byImport)
+    expect(byRequire.split(' ')).toEqual([join(scratch, 'pkg', 'dist', 'index.js'), join(scratch, 'pkg', 'dist', 'testing', 'index.js')])
+    expect(same).toBe('true')
+  })
+
+  it('the bundles run without the ESM-only packages installed: they are inlined', async () => {
+    const dir = consumerWithout(['openid-client', 'jose', 'oauth4webapi'])
+    const bundles = join(dir, 'node_modules', 'express-smart-on-fhir', 'dist', 'cjs')
+    writeFileSync(join(dir, 'bundles.cjs'), `
+      const main = require(${JSON.stringify(join(bundles, 'index.js'))})
+      const { createMockEhr } = require(${JSON.stringify(join(bundles, 'testing', 'index.js'))})
+      createMockEhr().then(async (ehr) => {
+        const res = await fetch(ehr.iss + '/.well-known/smart-configuration')
+        await ehr.close()
+        console.log(JSON.stringify({ main: Object.keys(main).sort(), discovery: res.status }))
+      })`)
+    const outcome = JSON.parse(execFileSync(process.execPath, ['bundles.cjs'], { cwd: dir, encoding: 'utf8', stdio: 'pipe' }))
+    expect(outcome.main).toEqual(Object.keys(require(join(scratch, 'pkg', 'dist', 'index.js'))).sort())
+    expect(outcome.discovery).toBe(200)
+  }, 30_000)
 })

@@ -1,13 +1,25 @@
-// Checks the package as users get it: the `npm pack` tarball (built by the prepack script), installed into a
-// fresh project outside the repository. `npm run check:package`; .ci/run runs it after the build.
+// Checks the package as users get it: the `npm pack` tarball (built by the prepack script), installed into fresh
+// projects outside the repository. `npm run check:package`; .ci/run runs it after the build.
 //  1. The tarball holds package.json, README.md, LICENSE, CHANGELOG.md and the build (dist/ .js and .d.ts)
 //     and nothing else; every entry point it names is in it; source maps, if any, point at shipped files.
 //  2. Installed alone (`npm install <tarball>`: its optional peers oidc-provider and supertest stay out):
-//     a CommonJS and an ESM app use the middlewares; loading the testing entry fails with the install hint.
+//     a CommonJS and an ESM app use the middlewares; loading the testing entry fails with the install hint;
+//     plain Node loads the tsc build (dist/), never the Jest bundles (dist/cjs/), from require and import.
 //  3. With the peers (and the type packages) added: the testing entry from CommonJS and ESM (a whole launch
 //     through launchAs), and a strict TypeScript app (nodenext) type-checked with the repository's tsc.
-// Installs prefer the local npm cache (`npm ci` filled it) and pin the versions the repository's lockfile has.
-import { execFileSync, type ExecFileSyncOptions } from 'node:child_process'
+//  4. docs/testing.md, verbatim, for each test runner (jest, vitest, node --test), in a fresh project of its
+//     own: the page's install commands (the tarball in place of the package name), its files, its run command,
+//     on each Node line in CHECK_PACKAGE_NODE_LINES (default "22 24", binaries from scripts/node-line.sh).
+//     The page marks what to take with an HTML comment on the line before a fenced block:
+//       <!-- check:package file=app.js -->                  a file of every runner's project
+//       <!-- check:package install -->                      `npm install …` lines, run in every project
+//       <!-- check:package runner=jest file=app.test.js -->  the same, for one runner only
+//       <!-- check:package runner=jest install -->
+//       <!-- check:package runner=jest run -->              the command that runs the tests; must exit 0
+// CHECK_PACKAGE_KEEP=1 keeps the temporary projects (their folder is printed at the end).
+// The repository's own packages install from the local npm cache (`npm ci` filled it) at the versions of its
+// lockfile; the runners and the page's packages come from the registry as a user gets them (the cache first).
+import { execFileSync, spawnSync, type ExecFileSyncOptions } from 'node:child_process'
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, posix } from 'node:path'
@@ -136,6 +148,7 @@ function main(): void {
 
   consume('CommonJS consumer (require)', process.execPath, ['main.cjs'])
   consume('ESM consumer (import)', process.execPath, ['main.mjs'])
+  consume('resolution: Node loads dist/ (one copy), the Jest bundles dist/cjs/ are self-contained', process.execPath, ['resolution.mjs'])
   if (optionalPeers.length === 0) consume('testing entry without oidc-provider and supertest', process.execPath, ['testing-without-peers.cjs'])
 
   step('npm install the optional peers and the type packages')
@@ -144,13 +157,116 @@ function main(): void {
   consume('testing entry with its peers, ESM: launchAs through an app', process.execPath, ['testing.mjs'])
   consume(`TypeScript consumer: strict, nodenext, tsc ${exec(join(root, 'node_modules', '.bin', 'tsc'), ['--version']).trim()}`,
     join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json'])
+
+  runners(tarball)
+}
+
+// --- docs/testing.md, per test runner ---------------------------------------------------------------------------
+
+const guide = join(root, 'docs', 'testing.md')
+const RUNNERS = ['jest', 'vitest', 'node']
+
+interface Block {
+  runner?: string
+  kind: 'file' | 'install' | 'run'
+  file?: string
+  text: string
+  line: number
+}
+
+/** The blocks docs/testing.md marks with `<!-- check:package [runner=…] (file=…|install|run) -->`. */
+function guideBlocks(): Block[] {
+  const lines = readFileSync(guide, 'utf8').split('\n')
+  const blocks: Block[] = []
+  lines.forEach((line, i) => {
+    const marker = /^<!--\s*check:package\s+(.*?)\s*-->\s*$/.exec(line)
+    if (!marker) return
+    const where = `docs/testing.md:${i + 1}`
+    const words = marker[1].split(/\s+/)
+    const attrs = Object.fromEntries(words.filter((w) => w.includes('=')).map((w) => w.split('=', 2) as [string, string]))
+    const flags = words.filter((w) => !w.includes('='))
+    const kind = attrs.file ? 'file' : flags[0]
+    if (kind !== 'file' && kind !== 'install' && kind !== 'run') throw new Error(`${where}: a check:package marker needs file=…, install or run`)
+    if (attrs.runner && !RUNNERS.includes(attrs.runner)) throw new Error(`${where}: unknown runner ${attrs.runner}`)
+    const fence = /^(`{3,})/.exec(lines[i + 1] ?? '')?.[1]
+    if (!fence) throw new Error(`${where}: a check:package marker must be followed by a fenced block`)
+    const end = lines.findIndex((l, j) => j > i + 1 && l.startsWith(fence))
+    if (end < 0) throw new Error(`${where}: the fenced block does not end`)
+    blocks.push({ runner: attrs.runner, kind, file: attrs.file, text: lines.slice(i + 2, end).join('\n') + '\n', line: i + 1 })
+  })
+  return blocks
+}
+
+/** `npm install …` lines of an install block as argument lists; the package itself becomes the tarball. */
+function installCommands(block: Block, tarball: string): string[][] {
+  return block.text.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean).map((l) => {
+    const words = l.split(/\s+/)
+    if (words[0] !== 'npm' || !['install', 'i', 'add'].includes(words[1])) throw new Error(`docs/testing.md:${block.line}: not an npm install command: ${l}`)
+    return words.slice(1).map((w) => (w === 'express-smart-on-fhir' ? tarball : w))
+  })
+}
+
+/** The bin directory of each Node line to run the runners on (scripts/node-line.sh fetches one when missing). */
+function nodeLines(): Array<{ line: string; bin: string }> {
+  const lines = (process.env.CHECK_PACKAGE_NODE_LINES ?? '22 24').split(/[\s,]+/).filter(Boolean)
+  return lines.map((line) => ({ line, bin: exec('bash', [join(root, 'scripts', 'node-line.sh'), line], { cwd: root }).trim() }))
+}
+
+function runners(tarball: string): void {
+  step('docs/testing.md: the guide\'s files and commands, per test runner')
+  let blocks: Block[]
+  try {
+    blocks = guideBlocks()
+  } catch (error) {
+    failures.push((error as Error).message)
+    return
+  }
+  const lines = nodeLines()
+  for (const runner of RUNNERS) {
+    const mine = blocks.filter((b) => b.runner === undefined || b.runner === runner)
+    const run = mine.filter((b) => b.kind === 'run' && b.runner === runner)
+    const files = mine.filter((b) => b.kind === 'file' && b.runner === runner)
+    if (run.length !== 1 || files.length === 0 || !mine.some((b) => b.kind === 'install' && b.runner === runner)) {
+      failures.push(`docs/testing.md marks no complete ${runner} setup (an install block, a test file and one run block)`)
+      continue
+    }
+    const dir = join(work, `runner-${runner}`)
+    mkdirSync(dir)
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `guide-${runner}`, version: '1.0.0', private: true }, null, 2))
+    step(`${runner}: a fresh project, as docs/testing.md sets it up`)
+    try {
+      for (const block of mine.filter((b) => b.kind === 'install')) {
+        for (const args of installCommands(block, tarball)) {
+          console.log(`npm ${args.join(' ').replace(tarball, '<tarball>')}`)
+          exec('npm', [...args, '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] })
+        }
+      }
+    } catch {
+      failures.push(`${runner}: the guide's install commands failed`)
+      continue
+    }
+    for (const block of mine.filter((b) => b.kind === 'file')) writeFileSync(join(dir, block.file!), block.text)
+    console.log(`files: ${mine.filter((b) => b.kind === 'file').map((b) => b.file).join(', ')}; no runner configuration`)
+    const [command, ...args] = run[0].text.trim().split(/\s+/)
+    for (const { line, bin } of lines) {
+      const title = `${runner} on Node ${line}: ${run[0].text.trim()}`
+      step(title)
+      const started = Date.now()
+      // First on PATH, so `npx` (a node script) and everything the runner starts by name run on that line.
+      const result = spawnSync(command, args, { cwd: dir, env: { ...env, CI: 'true', NO_COLOR: '1', PATH: `${bin}:${env.PATH}` }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      process.stdout.write(`${result.stdout ?? ''}${result.stderr ?? ''}`)
+      if (result.status !== 0) failures.push(`${title}: failed (${result.error?.message ?? `exit ${result.status ?? result.signal}`})`)
+      console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)`)
+    }
+  }
 }
 
 const started = Date.now()
 try {
   main()
 } finally {
-  rmSync(work, { recursive: true, force: true })
+  if (process.env.CHECK_PACKAGE_KEEP) console.log(`\nkept ${work} (CHECK_PACKAGE_KEEP)`)
+  else rmSync(work, { recursive: true, force: true })
 }
 const seconds = ((Date.now() - started) / 1000).toFixed(1)
 console.log(failures.length === 0 ? `\npackage check: OK (${seconds} s)` : `\npackage check: ${failures.length} problem(s) (${seconds} s)\n- ${failures.join('\n- ')}`)
