@@ -1,5 +1,6 @@
 import session, { type SessionData, type Store } from 'express-session'
 import type { SmartLogger } from '../config'
+import { warnWithoutErrorListener } from './error-listener'
 import { innerStore } from './fail-fast-store'
 import { processMutex } from './lock'
 import { asPgStore, pgClaim } from './postgres'
@@ -168,6 +169,7 @@ export function expressSessionStorage(store: Store, opts: ExpressSessionStorageO
   }
   const sharedClaim = sharedClaimOf(inner, prefix)
   if (!sharedClaim && !(inner instanceof session.MemoryStore)) reportNotAtomic(inner, opts)
+  warnWithoutErrorListener(inner, opts.logger)
 
   const storage: SmartStorage = {
     get(key) {
