@@ -53,7 +53,7 @@ describe('a failing store', () => {
     const client = new SmartClient('hang', expressSessionStorage(store, { timeoutMs: 200 }), openConfig(), devOptions)
     const started = Date.now()
     await expect(client.ready()).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE' })
-    expect(Date.now() - started).toBeLessThan(2000)
+    expect(Date.now() - started).toBeLessThan(10_000)
   })
 
   it('S27 a broken stored session fails closed (NO_SESSION), never a guess', async () => {

@@ -193,7 +193,7 @@ describe('S3 S4 discovery documents from misbehaving servers', () => {
   it('S3 a server that never answers times out', async () => {
     const started = Date.now()
     expect(await launchAgainst(() => undefined)).toMatchObject(discoveryFailed('no answer within 500 ms'))
-    expect(Date.now() - started).toBeLessThan(3000)
+    expect(Date.now() - started).toBeLessThan(10_000)
   })
 
   it('S4 PKCE S256 is used even when code_challenge_methods_supported is absent', async () => {

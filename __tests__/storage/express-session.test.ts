@@ -90,8 +90,9 @@ describe('expressSessionStorage failures', () => {
   it('a store that throws instead of calling back: STORAGE_UNAVAILABLE at once, with its failure (not a timeout)', async () => {
     const store = { get: () => { throw new Error('ECONNREFUSED') }, set: () => undefined, destroy: () => undefined } as unknown as Store
     const started = Date.now()
-    await expect(expressSessionStorage(store, { timeoutMs: 5000 }).get('k')).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE', message: 'The session store failed a read' })
-    expect(Date.now() - started).toBeLessThan(2000)
+    await expect(expressSessionStorage(store, { timeoutMs: 30_000 }).get('k')).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE', message: 'The session store failed a read' })
+    // Far below the 30 s bound even on a loaded machine: the failure, not the timer, answered.
+    expect(Date.now() - started).toBeLessThan(15_000)
   })
 
   it('fails fast when the store never answers, naming the call', async () => {
@@ -105,7 +106,8 @@ describe('expressSessionStorage failures', () => {
     ] as const) {
       await expect(call()).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE', message: `The session store did not answer ${what} within 200 ms` })
     }
-    expect(Date.now() - started).toBeLessThan(4000)
+    // Four 200 ms bounds; the margin is for a loaded machine (Jest's own timeout is 20 s).
+    expect(Date.now() - started).toBeLessThan(10_000)
   })
 
   it('refuses something that is not a Store at creation', () => {
