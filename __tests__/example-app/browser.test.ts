@@ -66,6 +66,40 @@ describe.each(sessionKinds)('the example app in Chromium, sessions in %s', (kind
     }
   })
 
+  it('at phone width (390 px) nothing is wider than the screen, every chart fits its card, and the encounter is today\'s', async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } })
+    try {
+      const ehrPage = await context.newPage()
+      await ehrPage.goto(example.ehrHome)
+      const tab = await launchFromEhr(context, ehrPage, 'patient-2')
+      expect((await bannerOf(tab)).id).toBe('patient-2')
+      await tab.waitForSelector('#vitals-chart svg', { state: 'visible' })
+      const layout = await tab.evaluate(() => {
+        const width = document.documentElement.clientWidth
+        const describe = (el: Element) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${[...el.classList].join('.')}`
+        // Anything drawn past the right edge of the screen, or of the card holding it (SVG text included).
+        const outside = [...document.querySelectorAll('body *')].flatMap((el) => {
+          const box = el.getBoundingClientRect()
+          if (box.width === 0) return []
+          const card = el.closest('.vitals-chart')?.getBoundingClientRect()
+          const limit = Math.min(width, card ? card.right : width)
+          return box.right > limit + 0.5 ? [`${describe(el)} ends at ${Math.round(box.right)} px, beyond ${Math.round(limit)} px`] : []
+        })
+        return { width, scrollWidth: document.documentElement.scrollWidth, charts: document.querySelectorAll('#vitals-chart svg').length, outside }
+      })
+      expect(layout.charts).toBeGreaterThan(0)
+      expect(layout.outside).toEqual([])
+      expect(layout.scrollWidth).toBeLessThanOrEqual(layout.width)
+      // The mock EHR's clinical data is dated relative to today: the encounter in progress started today.
+      // (Either date within the hour: a run just after midnight sees an encounter that began yesterday.)
+      const day = new Intl.DateTimeFormat('en-US', { year: 'numeric', month: 'short', day: 'numeric' })
+      const dates = [...new Set([day.format(new Date()), day.format(new Date(Date.now() - 3_600_000))])]
+      expect(await tab.locator('#encounter').innerText()).toMatch(new RegExp(dates.map((d) => d.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')))
+    } finally {
+      await context.close()
+    }
+  })
+
   it('a tab whose sessionStorage was cleared, or a direct visit, shows the relaunch message and no patient data', async () => {
     const context = await browser.newContext()
     try {

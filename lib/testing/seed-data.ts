@@ -1,6 +1,8 @@
 /**
  * Deterministic seed data of the mock EHR: one practitioner, three patients with an encounter, vital signs,
  * conditions and medications each, and a RelatedPerson per patient (who may sign in on the patient's behalf).
+ * Clinical dates are relative to `now` (the encounter is in progress today, the vital signs lead up to it),
+ * so the example app looks current on any day; everything else is fixed.
  */
 
 export type FhirResource = { resourceType: string; id: string; [key: string]: unknown }
@@ -67,11 +69,20 @@ function wobble(point: number, amplitude: number): number {
   return [0, 1, -1, 2, -2, 1, 0, -1][point % VITAL_POINTS] * amplitude
 }
 
-function vitalSigns(seed: PatientSeed): FhirResource[] {
+const DAY_MS = 86_400_000
+const MINUTE_MS = 60_000
+
+/** An instant `ms` before `now`, to the second, as FHIR's dateTime. */
+function before(now: Date, ms: number): string {
+  return new Date(Math.floor((now.getTime() - ms) / 1000) * 1000).toISOString().replace('.000Z', 'Z')
+}
+
+/** Monthly readings, the last one taken 20 minutes ago, in today's encounter. */
+function vitalSigns(seed: PatientSeed, now: Date): FhirResource[] {
   const out: FhirResource[] = []
   const { vitals } = seed
   for (let point = 0; point < VITAL_POINTS; point++) {
-    const effectiveDateTime = `2025-${String(point + 1).padStart(2, '0')}-15T09:30:00Z`
+    const effectiveDateTime = before(now, (VITAL_POINTS - 1 - point) * 30 * DAY_MS + 20 * MINUTE_MS)
     const common = (id: string, code: string, display: string) => ({
       resourceType: 'Observation',
       id: `${seed.id}-${id}-${point + 1}`,
@@ -132,7 +143,7 @@ function relatedPerson(seed: PatientSeed): FhirResource {
   }
 }
 
-function clinical(seed: PatientSeed, practitionerId: string): FhirResource[] {
+function clinical(seed: PatientSeed, practitionerId: string, now: Date): FhirResource[] {
   const subject = { reference: `Patient/${seed.id}` }
   const encounter: FhirResource = {
     resourceType: 'Encounter',
@@ -142,7 +153,7 @@ function clinical(seed: PatientSeed, practitionerId: string): FhirResource[] {
     type: [{ text: 'Follow-up visit' }],
     subject,
     participant: [{ individual: { reference: `Practitioner/${practitionerId}` } }],
-    period: { start: '2025-08-15T09:00:00Z' },
+    period: { start: before(now, 45 * MINUTE_MS) },
   }
   const conditions = seed.conditions.map(([code, display, onset], i): FhirResource => ({
     resourceType: 'Condition',
@@ -161,15 +172,15 @@ function clinical(seed: PatientSeed, practitionerId: string): FhirResource[] {
     intent: 'order',
     medicationCodeableConcept: { coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code, display }], text: display },
     subject,
-    authoredOn: '2025-01-15',
+    authoredOn: before(now, 120 * DAY_MS).slice(0, 10),
     requester: { reference: `Practitioner/${practitionerId}` },
     dosageInstruction: [{ text: dosage }],
   }))
-  return [encounter, relatedPerson(seed), ...conditions, ...medications, ...vitalSigns(seed)]
+  return [encounter, relatedPerson(seed), ...conditions, ...medications, ...vitalSigns(seed, now)]
 }
 
 /** A fresh copy of the seed for one mock EHR instance, so that writes never leak between instances. */
-export function seedResources(practitionerId: string = DEFAULT_PRACTITIONER_ID): FhirResource[] {
+export function seedResources(practitionerId: string = DEFAULT_PRACTITIONER_ID, now: Date = new Date()): FhirResource[] {
   const practitioner: FhirResource = {
     resourceType: 'Practitioner',
     id: practitionerId,
@@ -179,5 +190,5 @@ export function seedResources(practitionerId: string = DEFAULT_PRACTITIONER_ID):
     telecom: [{ system: 'email', value: 'susan.clark@example.org', use: 'work' }],
   }
   const patients = PATIENTS.map((seed) => patient(seed, practitionerId))
-  return structuredClone([practitioner, ...patients, ...PATIENTS.flatMap((seed) => clinical(seed, practitionerId))])
+  return structuredClone([practitioner, ...patients, ...PATIENTS.flatMap((seed) => clinical(seed, practitionerId, now))])
 }
