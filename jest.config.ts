@@ -11,7 +11,6 @@ const config: Config = {
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.(t|j)sx?$': '@swc/jest' },
   transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join('|')})/)`],
-  setupFiles: ['<rootDir>/__tests__/helpers/quiet-runtime-warning.ts'],
   globalSetup: '<rootDir>/__tests__/helpers/global-setup.ts',
   globalTeardown: '<rootDir>/__tests__/helpers/global-teardown.ts',
   // The example app imports the package by name; tests run it against the sources.
