@@ -3,7 +3,7 @@
 // instance is seen by every instance on the next request; a refresh on one is used by the others.
 import { createHash } from 'node:crypto'
 import type { Express } from 'express'
-import type { Store } from 'express-session'
+import { MemoryStore, type SessionData, type Store } from 'express-session'
 import request from 'supertest'
 import { expressSessionStorage, type SmartClientOptions, type SmartStorage } from '../../lib'
 import { createMockEhr, launchAs, type MockEhr } from '../../lib/testing'
@@ -111,4 +111,26 @@ describe.each(storeKinds())('the hot path over %s', (_name, kind) => {
     clock.advance(2100)
     expect((await request(b.app).get('/api/context').set('Cookie', cookie)).status).toBe(401)
   })
+})
+
+// Issue 24: a launch writes two things, the pending launch (under its state) and the browser session. Both
+// are sent to the store at once, so the launch costs one round trip, not two in a row.
+it('smartLaunch writes the pending launch and the browser session at once: both writes start before either ends', async () => {
+  const events: string[] = []
+  class SlowStore extends MemoryStore {
+    override set(sid: string, session: SessionData, callback?: (err?: unknown) => void): void {
+      const what = sid.startsWith('smart:pending:') ? 'pending' : sid.startsWith('smart:') ? sid : 'session'
+      events.push(`start ${what}`)
+      setTimeout(() => {
+        events.push(`end ${what}`)
+        super.set(sid, session, callback)
+      }, 100)
+    }
+  }
+  const store = new SlowStore()
+  const app = testApp({ store, storage: expressSessionStorage(store), jsonErrors: true })
+  const res = await request(app).get(`/launch${new URL(ehr.launchUrl('http://app.test/launch', { patient: 'patient-1' })).search}`)
+  expect(res.status).toBe(302)
+  expect(events.slice(0, 2).sort()).toEqual(['start pending', 'start session'])
+  expect(events.slice(2).sort()).toEqual(['end pending', 'end session'])
 })

@@ -18,6 +18,12 @@ import type { ClientParts } from './runtime'
 export interface LaunchOptions {
   /** A fresh secret only the launching browser holds; the callback must present it (SECURITY S34). Its SHA-256 is stored. */
   binding?: string
+  /**
+   * Runs beside the write of the pending launch, given its `state`; the launch waits for both. The middleware
+   * saves the browser session here, so that both writes reach the store at once: one round trip (node-redis
+   * sends commands issued in the same turn together; a pool runs them on two connections at once).
+   */
+  alongside?: (state: string) => Promise<void>
 }
 
 /**
@@ -51,7 +57,7 @@ export async function authorize(
     openid: registration.openid,
   })
   const binding = typeof opts?.binding === 'string' && opts.binding.length >= 32 ? digest(opts.binding) : null
-  await startPendingLaunch(storage, request.state, {
+  const pending = startPendingLaunch(storage, request.state, {
     sessionId: session.sessionId,
     iss,
     binding,
@@ -59,5 +65,8 @@ export async function authorize(
     smart: pinnedDiscovery(smart),
     createdAt: config.now(),
   })
+  // Either failing fails the launch; what the other wrote is harmless: a pending launch no browser holds the cookie
+  // of expires unused, and a session listing a state with no pending launch has its callback refused as unknown.
+  await Promise.all([pending, opts.alongside?.(request.state)])
   return { redirectUrl: request.url }
 }

@@ -27,15 +27,19 @@ export function authorizingMiddleware(
       refuseUnframeableSession(req, setup.logger)
       const client = setup.clientFor(req)
       const binding = newLaunchSecret()
-      const { redirectUrl } = await start(client, req.query as Record<string, unknown>, { binding })
-      const state = new URL(redirectUrl).searchParams.get('state') ?? ''
-      if (!hasLaunched(session) && session.cookie) session.cookie.maxAge = PENDING_LAUNCH_TTL_SECONDS * 1000
-      markSession(session, Date.now())
-      for (const evicted of trackPendingLaunch(session, state)) {
-        await client.cancelLaunch(evicted)
-        clearLaunchCookie(req, res, evicted)
+      let state = ''
+      // The session is saved beside the pending launch's write (one round trip to the store), not after it.
+      const saveAlongside = async (started: string): Promise<void> => {
+        state = started
+        if (!hasLaunched(session) && session.cookie) session.cookie.maxAge = PENDING_LAUNCH_TTL_SECONDS * 1000
+        markSession(session, Date.now())
+        for (const evicted of trackPendingLaunch(session, state)) {
+          await client.cancelLaunch(evicted)
+          clearLaunchCookie(req, res, evicted)
+        }
+        await saveSession(req)
       }
-      await saveSession(req)
+      const { redirectUrl } = await start(client, req.query as Record<string, unknown>, { binding, alongside: saveAlongside })
       setLaunchCookie(req, res, state, binding)
       res.redirect(302, redirectUrl)
     } catch (err) {
