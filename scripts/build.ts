@@ -81,6 +81,8 @@ async function bundle(entry: string, inline: string[]): Promise<void> {
     format: 'cjs',
     target: 'node22',
     plugins: [inlineOnly(inline)],
+    // The packages to inline are this repository's, wherever --outDir puts the build (a temporary folder too).
+    nodePaths: [join(root, 'node_modules')],
     metafile: true,
     write: false,
     logLevel: 'warning',
