@@ -1,6 +1,6 @@
 import { SmartError } from '../errors'
 import { permits, type FhirInteraction } from '../oauth/scopes'
-import { boundedFetch, type HttpLimits } from '../oauth/http'
+import { boundedAnswer, type BufferedAnswer, type HttpLimits } from '../oauth/http'
 import type { FhirContextItem, LaunchRecord } from '../storage/records'
 import { contextReference, FhirApi, userReference } from './fhir-api'
 import { checkTtlSeconds, type FhirReadCache } from './fhir-cache'
@@ -36,6 +36,8 @@ function resourceTypeOf(url: URL, base: string): string {
 }
 
 const MAX_FHIR_RESPONSE_BYTES = 50 * 1024 * 1024
+/** As `Response.text()` decodes: UTF-8, a byte-order mark dropped, invalid bytes replaced. */
+const UTF8 = new TextDecoder()
 /** What the URL parser strips from the start of its input (C0 controls and space). */
 const LEADING_C0_OR_SPACE = /^[\u0000-\u0020]+/
 /** One slash (the parser reads `\` as `/`) not followed by another: a path, not `//host`. Tabs and newlines vanish in parsing. */
@@ -163,7 +165,7 @@ export class ReadyClient extends FhirApi {
     return url
   }
 
-  async #send(url: URL, init: FhirRequestInit, accessToken: string): Promise<Response> {
+  async #send(url: URL, init: FhirRequestInit, accessToken: string): Promise<BufferedAnswer> {
     const headers: Record<string, string> = { accept: 'application/fhir+json', ...init.headers, authorization: `Bearer ${accessToken}` }
     let body: string | undefined
     if (init.body !== undefined) {
@@ -171,7 +173,7 @@ export class ReadyClient extends FhirApi {
       headers['content-type'] ??= 'application/fhir+json'
     }
     try {
-      return await boundedFetch(this.#http, url, { method: init.method ?? 'GET', headers, body }, MAX_FHIR_RESPONSE_BYTES)
+      return await boundedAnswer(this.#http, url, { method: init.method ?? 'GET', headers, body }, MAX_FHIR_RESPONSE_BYTES)
     } catch (err) {
       throw new SmartError('FHIR_REQUEST_FAILED', `The FHIR server did not answer ${url.pathname}: ${(err as Error).message}`, { cause: err })
     }
@@ -224,17 +226,18 @@ export class ReadyClient extends FhirApi {
       response = await this.#send(url, init, this.#accessToken)
     }
     observation.set({ 'http.response.status_code': response.status, 'smart.retried_after_refresh': refresh !== null })
-    const raw = await response.text()
+    const raw = response.body === null ? '' : UTF8.decode(response.body)
+    const ok = response.status >= 200 && response.status < 300
     const type = response.headers.get('content-type') ?? ''
     let parsed: unknown = raw
     if (raw !== '' && /json/i.test(type)) {
       try {
         parsed = JSON.parse(raw)
       } catch (err) {
-        if (response.ok) throw new SmartError('FHIR_REQUEST_FAILED', `The FHIR server sent malformed JSON for ${url.pathname}`, { cause: err })
+        if (ok) throw new SmartError('FHIR_REQUEST_FAILED', `The FHIR server sent malformed JSON for ${url.pathname}`, { cause: err })
       }
     }
-    if (!response.ok) {
+    if (!ok) {
       const outcome = (parsed as { resourceType?: unknown } | null)?.resourceType === 'OperationOutcome' ? parsed : undefined
       throw new SmartError('FHIR_REQUEST_FAILED', `The FHIR server answered ${response.status} to ${init.method ?? 'GET'} ${url.pathname}`, {
         // A redirect is not followed (the token must not travel with it): report it as a bad gateway.

@@ -43,24 +43,36 @@ async function readCapped(response: Response, maxBytes: number): Promise<Buffer 
   return Buffer.concat(chunks)
 }
 
+/** An answer read whole: what `boundedAnswer` gives (its body null when the status has none). */
+export interface BufferedAnswer {
+  status: number
+  statusText: string
+  headers: Headers
+  body: Buffer | null
+}
+
 /**
  * Fetches with a timeout that covers the whole body, never follows a redirect (a 3xx is returned as is),
- * and refuses bodies over `maxBytes`. The returned Response is fully buffered.
+ * and refuses bodies over `maxBytes`. The answer is fully buffered. The FHIR client reads it as is (one
+ * buffer, no second stream: a FHIR read is the app's most frequent call); see `boundedFetch` for a Response.
  */
-export async function boundedFetch(limits: HttpLimits, url: string | URL, init: RequestInit = {}, maxBytes = 1 << 20): Promise<Response> {
+export async function boundedAnswer(limits: HttpLimits, url: string | URL, init: RequestInit = {}, maxBytes = 1 << 20): Promise<BufferedAnswer> {
   const timeout = AbortSignal.timeout(limits.timeoutMs)
   const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout
   try {
     const response = await limits.fetch(url, { ...init, redirect: 'manual', signal })
     const body = await readCapped(response, maxBytes)
-    return new Response(NULL_BODY_STATUS.has(response.status) || body === null ? null : new Uint8Array(body), {
-      status: response.status,
-      statusText: response.statusText,
-      headers: response.headers,
-    })
+    const { status, statusText, headers } = response
+    return { status, statusText, headers, body: NULL_BODY_STATUS.has(status) ? null : body }
   } catch (err) {
     if (err instanceof HttpFailure) throw err
     const timedOut = timeout.aborted
     throw new HttpFailure(timedOut ? `no answer within ${limits.timeoutMs} ms` : 'request failed', { cause: err })
   }
+}
+
+/** `boundedAnswer` as a fully buffered `Response`, for code that expects one (openid-client's customFetch, discovery). */
+export async function boundedFetch(limits: HttpLimits, url: string | URL, init: RequestInit = {}, maxBytes = 1 << 20): Promise<Response> {
+  const { status, statusText, headers, body } = await boundedAnswer(limits, url, init, maxBytes)
+  return new Response(body === null ? null : new Uint8Array(body), { status, statusText, headers })
 }
