@@ -44,7 +44,7 @@ describe('a failing store', () => {
     const storage = expressSessionStorage(failingStore())
     const client = new SmartClient('down', storage, openConfig(), devOptions)
     await expect(client.ready()).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE', status: 503 })
-    await expect(client.callback({ code: 'c', state: 's' })).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE', status: 503 })
+    await expect(client.callback({ code: 'c', state: 's'.repeat(43) })).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE', status: 503 })
   })
 
   it('a store that hangs fails fast', async () => {

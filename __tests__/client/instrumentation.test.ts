@@ -103,7 +103,7 @@ describe('the logger option', () => {
     await request(app).get(`/launch?iss=${encodeURIComponent('http://127.0.0.1:1/fhir')}&launch=x`).expect(502)
     // A custom SmartStorage that throws what it likes.
     const throwing = { get: () => Promise.reject(new RangeError('boom')), set: () => Promise.resolve(), delete: () => Promise.resolve() }
-    await expect(new SmartClient('s', throwing, openConfig(), { ...devOptions, logger }).callback({ code: 'c', state: 's' })).rejects.toThrow(RangeError)
+    await expect(new SmartClient('s', throwing, openConfig(), { ...devOptions, logger }).callback({ code: 'c', state: 's'.repeat(43) })).rejects.toThrow(RangeError)
     const errors = lines.filter((line) => line.fields.outcome === 'error').map(({ level, message, fields }) => ({ level, message, code: fields.code, status: fields.status }))
     expect(errors).toEqual([
       { level: 'info', message: 'SMART EHR launch refused', code: 'MISSING_PARAMETER', status: 400 },

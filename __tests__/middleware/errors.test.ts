@@ -181,7 +181,7 @@ describe('503 STORAGE_UNAVAILABLE', () => {
     const agent = request.agent(testApp({ store, jsonErrors: true }))
     await launchAs(agent, ehr, { patient: 'patient-1' })
     store.emit('disconnect')
-    for (const path of ['/api/context', `/launch${launchQuery()}`, '/callback?code=c&state=s']) {
+    for (const path of ['/api/context', `/launch${launchQuery()}`, `/callback?code=c&state=${'s'.repeat(43)}`]) {
       const res = await agent.get(path)
       expect({ path, status: res.status, code: res.body.code, message: res.body.message }).toEqual({
         path, status: 503, code: 'STORAGE_UNAVAILABLE', message: 'The session store is unavailable; try again',

@@ -29,6 +29,13 @@ export function sameSecret(a: string, b: string): boolean {
 
 const sealedAs = (state: string) => `pending:${state}`
 
+/**
+ * The shape of every state this library issues (openid-client's randomState: 32 random bytes, base64url).
+ * Anything else cannot name a pending launch and is refused before it reaches the store as part of a key:
+ * a NUL byte, say, is a query error in PostgreSQL (a 503 instead of the 400 it deserves).
+ */
+const ISSUED_STATE = /^[A-Za-z0-9_-]{22,128}$/
+
 /** The verifier and nonce as stored: sealed with the tokens' key when one is set (SECURITY S29). */
 export function sealSecrets(encryptionKeys: readonly Buffer[], state: string, secrets: LaunchSecrets): PendingLaunch['secrets'] {
   return encryptionKeys.length > 0 ? { sealed: seal(encryptionKeys, secrets, sealedAs(state)) } : secrets
@@ -86,6 +93,7 @@ export interface CallbackProof {
  * (SmartClient used directly) needs the session that started it.
  */
 export async function consumePendingLaunch(storage: SmartStorage, state: string, owns: Ownership, proof: CallbackProof | null, now: number): Promise<PendingLaunch> {
+  if (!ISSUED_STATE.test(state)) throw invalid('the state is unknown, expired or already used')
   const pending = readPendingLaunch(await storage.get(keys.pending(state)))
   if (!pending) throw invalid('the state is unknown, expired or already used')
   if (pending.binding !== null) {
@@ -107,6 +115,7 @@ export async function consumePendingLaunch(storage: SmartStorage, state: string,
  * this browser's — a state alone must not let anyone cancel another browser's launch.
  */
 export async function dropPendingLaunch(storage: SmartStorage, state: string, owns: Ownership, proof: CallbackProof | null): Promise<void> {
+  if (!ISSUED_STATE.test(state)) return
   const pending = readPendingLaunch(await storage.get(keys.pending(state)))
   if (!pending) return
   const mine = pending.binding !== null
