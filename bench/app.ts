@@ -4,7 +4,9 @@
  *
  *   /launch, /callback     smartLaunch, smartCallback (this library)
  *   /protected             requireSmartContext, then res.json({ patient })
- *   /fhir                  requireSmartContext, then one FHIR read (the refresh-on-401 herd)
+ *   /fhir                  requireSmartContext, then one FHIR read, req.smart.request('Patient/<id>') (the FHIR-read
+ *                          comparison; the refresh-on-401 herd)
+ *   /fhir-fetch            baseline: the same GET with fetch() and a fixed token (set over IPC), no requireSmartContext
  *   /session-read          baseline: reads req.session only
  *   /session-write         baseline: writes one session value
  *   /fc/launch, /fc/callback, /fc/protected   the same three steps through fhirclient 2.6.3's Node adapter
@@ -18,11 +20,11 @@ import session, { MemoryStore, type Store } from 'express-session'
 import { RedisStore } from 'connect-redis'
 import connectPgSimple from 'connect-pg-simple'
 import { Pool } from 'pg'
-import { createClient } from 'redis'
+import { createClient, createCluster } from 'redis'
 import fhirclient = require('fhirclient/lib/entry/node')
-import { failFastStore, requireSmartContext, smartCallback, smartErrorHandler, smartLaunch, type SmartMiddlewareOptions } from 'express-smart-on-fhir'
+import type * as Library from 'express-smart-on-fhir'
 import { serveCommands } from './ipc'
-import type { AppErrors, AppHello, AppSettings, HeapReport } from './types'
+import type { AppErrors, AppHello, AppSettings, CpuReading, HeapReport } from './types'
 
 declare module 'express-session' {
   interface SessionData {
@@ -33,12 +35,44 @@ declare module 'express-session' {
 
 const SCOPE = 'openid fhirUser launch launch/patient patient/*.rs offline_access'
 const CLIENT_ID = 'mock-app'
+/** The patient every bench launch is for. */
+const FHIR_PATIENT = 'patient-1'
 
 function readSettings(): AppSettings {
   if (!process.env.BENCH_APP) throw new Error('bench/app.ts needs BENCH_APP (it is started by bench/run.ts)')
   return JSON.parse(process.env.BENCH_APP) as AppSettings
 }
 const settings = readSettings()
+// The library as run.ts snapshotted it after its build (a rebuild of dist/ during the run changes nothing here).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { failFastStore, requireSmartContext, smartCallback, smartErrorHandler, smartLaunch } = require(settings.lib ?? 'express-smart-on-fhir') as typeof Library
+type SmartMiddlewareOptions = Library.SmartMiddlewareOptions
+
+/** The FHIR-read baseline's bearer token, set by the orchestrator (a token of a session launched through the library). */
+let fixedToken: string | null = null
+
+/**
+ * Calls to the session store and to its backend, counted so that a comparison can say how many round trips each
+ * route makes: express-session Store methods (`store.get`, …, whoever calls them: express-session or the library)
+ * and the backend's commands (`redis.get`, `redis.set`, … on the node-redis client; `pg.query` on the pool).
+ */
+const calls: Record<string, number> = {}
+
+function counted<T extends object>(target: T, label: string, methods: string[]): T {
+  for (const method of methods) {
+    const original = (target as Record<string, unknown>)[method]
+    if (typeof original !== 'function') continue
+    const key = `${label}.${method}`
+    ;(target as Record<string, unknown>)[method] = function (this: unknown, ...args: unknown[]) {
+      calls[key] = (calls[key] ?? 0) + 1
+      return (original as (...a: unknown[]) => unknown).apply(this, args)
+    }
+  }
+  return target
+}
+
+const STORE_METHODS = ['get', 'set', 'touch', 'destroy']
+const REDIS_METHODS = ['get', 'set', 'expire', 'del', 'unlink', 'mGet', 'eval', 'evalSha']
 
 let clockOffsetMs = 0
 const errorsSeen: string[] = []
@@ -47,19 +81,29 @@ let errorCount = 0
 async function sessionStore(): Promise<{ store: Store; memory: MemoryStore | null }> {
   if (settings.store === 'memory') {
     const memory = new MemoryStore()
-    return { store: failFastStore(memory), memory }
+    return { store: failFastStore(counted(memory, 'store', STORE_METHODS)), memory }
   }
   if (settings.store === 'postgres') {
     // pg's default pool size (10) matches autocannon's 10 connections; the herd's requests queue for a client.
     const pool = new Pool({ connectionString: settings.databaseUrl, connectionTimeoutMillis: 5000 })
     pool.on('error', (err: Error) => console.error(`bench app: postgres: ${err.message}`))
     const PGStore = connectPgSimple(session)
-    return { store: failFastStore(new PGStore({ pool, tableName: settings.pgTable })), memory: null }
+    counted(pool, 'pg', ['query'])
+    return { store: failFastStore(counted(new PGStore({ pool, tableName: settings.pgTable }), 'store', STORE_METHODS)), memory: null }
+  }
+  const prefix = settings.redisPrefix ?? 'bench:'
+  if (settings.store === 'cluster') {
+    const cluster = createCluster({ rootNodes: settings.clusterNodes!.split(',').map((node) => ({ url: `redis://${node}` })) })
+    cluster.on('error', (err: Error) => console.error(`bench app: redis cluster: ${err.message}`))
+    await cluster.connect()
+    counted(cluster, 'redis', REDIS_METHODS)
+    return { store: failFastStore(counted(new RedisStore({ client: cluster, prefix }), 'store', STORE_METHODS)), memory: null }
   }
   const client = createClient({ url: settings.redisUrl })
   client.on('error', (err: Error) => console.error(`bench app: redis: ${err.message}`))
   await client.connect()
-  return { store: failFastStore(new RedisStore({ client, prefix: settings.redisPrefix ?? 'bench:' })), memory: null }
+  counted(client, 'redis', REDIS_METHODS)
+  return { store: failFastStore(counted(new RedisStore({ client, prefix }), 'store', STORE_METHODS)), memory: null }
 }
 
 function smartOptions(base: string): SmartMiddlewareOptions {
@@ -135,6 +179,19 @@ async function main(): Promise<void> {
       next(err)
     }
   })
+  // The same GET as /fhir's req.smart.request(), through the same fetch: the library is given no `fetch` option, so
+  // it calls globalThis.fetch, whose one global undici dispatcher (keep-alive pool per origin) both routes share.
+  app.get('/fhir-fetch', async (_req, res, next) => {
+    try {
+      if (fixedToken === null) throw new Error('/fhir-fetch before the orchestrator set its token')
+      const answer = await fetch(`${settings.iss}/Patient/${FHIR_PATIENT}`, { headers: { accept: 'application/fhir+json', authorization: `Bearer ${fixedToken}` } })
+      if (!answer.ok) throw new Error(`/fhir-fetch: the FHIR server answered ${answer.status}`)
+      const patient = (await answer.json()) as { id?: string }
+      res.json({ patient: patient.id })
+    } catch (err) {
+      next(err)
+    }
+  })
   app.get('/session-read', (req, res) => void res.json({ since: req.session.smartOnFhir?.since ?? null }))
   app.get('/session-write', (req, res) => {
     req.session.benchValue = Date.now()
@@ -151,14 +208,17 @@ async function main(): Promise<void> {
       const gc = (globalThis as { gc?: () => void }).gc
       if (!gc) throw new Error('heap needs node --expose-gc')
       for (let i = 0; i < 4; i++) gc()
-      const entries = memory ? Object.keys((memory as unknown as { sessions: Record<string, string> }).sessions).length : null
-      return { heapUsed: process.memoryUsage().heapUsed, storeEntries: entries }
+      const heapUsed = process.memoryUsage().heapUsed
+      const stored = memory ? Object.values((memory as unknown as { sessions: Record<string, string> }).sessions) : null
+      if (!stored) return { heapUsed, storeEntries: null }
+      return { heapUsed, storeEntries: stored.length, storeChars: stored.reduce((sum, json) => sum + json.length, 0) }
     },
-    /** CPU time (user + system) this process has used, in microseconds. */
-    cpu: () => {
+    /** CPU time (user + system) this process has used, and the monotonic clock, in microseconds. */
+    cpu: (): CpuReading => {
       const { user, system } = process.cpuUsage()
-      return user + system
+      return { cpuUs: user + system, monoUs: Number(process.hrtime.bigint() / 1000n), calls: { ...calls } }
     },
+    fixedToken: ({ token }: { token: string }) => void (fixedToken = token),
     advanceClock: ({ seconds }: { seconds: number }) => void (clockOffsetMs += seconds * 1000),
     errors: (): AppErrors => ({ count: errorCount, first: errorsSeen }),
   }, { port, pid: process.pid } satisfies AppHello)

@@ -1,13 +1,13 @@
 /**
- * One comparison: two or three routes of the same app process, measured by the load process in
+ * One comparison: two or more routes of the same app process, measured by the load process in
  * interleaved rounds (the order rotates every round) after a warm-up; medians per route.
  *
- * Besides req/s and p99, each round records the app process's CPU time per response: on a shared machine
- * req/s follows whatever CPU share the app gets, while CPU per request follows the work it does.
+ * The headline figure is the app process's CPU time per response: on a shared machine req/s follows whatever
+ * CPU share the app gets, while CPU per request follows the work it does. req/s and p99 are recorded beside it.
  */
 import type { ChildHandle } from './ipc'
 import { median, percentile } from './stats'
-import type { RoundRequest, RoundResult } from './types'
+import type { CpuReading, RoundRequest, RoundResult } from './types'
 
 export interface Route {
   name: string
@@ -24,6 +24,9 @@ export interface RoundsOptions {
   connections: number
 }
 
+/** Where a route's timed round lay on the app process's monotonic clock (µs): cuts a CPU profile into routes. */
+export interface Window { startUs: number; endUs: number; responses: number }
+
 export interface RouteResult {
   medianRps: number
   medianP99Ms: number
@@ -36,34 +39,57 @@ export interface RouteResult {
   /** Responses with another status than expected, plus socket errors and timeouts, warm-up included. */
   unexpected: number
   statusCodes: Record<string, number>
+  /** The timed rounds on the app's clock (warm-up excluded). */
+  windows: Window[]
+  /** Store and backend calls per response over the timed rounds (`store.get`, `redis.set`, `pg.query`, …). */
+  callsPerRequest: Record<string, number>
 }
 
 export type Comparison = Record<string, RouteResult>
 
-/** Route a against route b (a is ours: every ratio > 1 means a is ahead). */
+export interface Quartiles { median: number; p25: number; p75: number }
+
+/** Route a (ours) against route b (the baseline). Every ratio > 1 means a is ahead. */
 export interface PairStats {
-  /** a/b of the median req/s. */
-  ratioOfMedians: number
-  /** a/b of req/s within each round (the two ran seconds apart): median and quartiles. */
-  perRoundRatio: { median: number; p25: number; p75: number }
   /** b/a of the median CPU time per request (> 1: a costs less CPU per request). */
   cpuRatio: number
+  /**
+   * b/a of the CPU time per request within each round (a and b ran seconds apart): median and quartiles. The
+   * headline: pairing the routes round by round takes out the drift of a shared machine's load.
+   */
+  perRoundCpuRatio: Quartiles
+  /** a/b of the median req/s (> 1: a is ahead). */
+  ratioOfMedians: number
+  /** a/b of req/s within each round: median and quartiles. */
+  perRoundRatio: Quartiles
+  /** b/a of the median p99 (> 1: a answers faster). */
+  p99Ratio: number
+}
+
+function quartiles(values: number[]): Quartiles {
+  return { median: median(values), p25: percentile(values, 25), p75: percentile(values, 75) }
 }
 
 export function pairStats(results: Comparison, a: string, b: string): PairStats {
   const [x, y] = [results[a], results[b]]
-  const perRound = x.rps.map((rps, i) => rps / y.rps[i])
   return {
-    ratioOfMedians: x.medianRps / y.medianRps,
-    perRoundRatio: { median: median(perRound), p25: percentile(perRound, 25), p75: percentile(perRound, 75) },
     cpuRatio: y.medianCpuUsPerRequest / x.medianCpuUsPerRequest,
+    perRoundCpuRatio: quartiles(x.cpuUsPerRequest.map((cpu, i) => y.cpuUsPerRequest[i] / cpu)),
+    ratioOfMedians: x.medianRps / y.medianRps,
+    perRoundRatio: quartiles(x.rps.map((rps, i) => rps / y.rps[i])),
+    p99Ratio: y.medianP99Ms / x.medianP99Ms,
   }
 }
 
-/** Round i runs the routes starting at i mod n: A B C, B C A, C A B, … */
+/** Round i runs the routes starting at i mod n: A B C, B C A, C A B, … (two routes: A B, B A, …). */
 export function rotation<T>(items: T[], round: number): T[] {
   const start = round % items.length
   return [...items.slice(start), ...items.slice(0, start)]
+}
+
+export interface CompareHooks {
+  /** Runs after every round of every route, warm-up included (e.g. to empty the mock EHR's FHIR log). */
+  afterRound?: () => void
 }
 
 export async function compareRoutes(
@@ -72,16 +98,25 @@ export async function compareRoutes(
   routes: Route[],
   opts: RoundsOptions,
   log: (line: string) => void,
+  hooks: CompareHooks = {},
 ): Promise<Comparison> {
   const results: Comparison = Object.fromEntries(routes.map((route) => [route.name, {
-    medianRps: NaN, medianP99Ms: NaN, medianCpuUsPerRequest: NaN, rps: [], p99Ms: [], cpuUsPerRequest: [], responses: 0, unexpected: 0, statusCodes: {},
+    medianRps: NaN, medianP99Ms: NaN, medianCpuUsPerRequest: NaN, rps: [], p99Ms: [], cpuUsPerRequest: [], responses: 0, unexpected: 0, statusCodes: {}, windows: [], callsPerRequest: {},
   } satisfies RouteResult]))
+  const callTotals: Record<string, Record<string, number>> = Object.fromEntries(routes.map((route) => [route.name, {}]))
+  const timedResponses: Record<string, number> = Object.fromEntries(routes.map((route) => [route.name, 0]))
 
-  async function run(route: Route, seconds: number): Promise<RoundResult & { cpuUsPerRequest: number }> {
+  async function run(route: Route, seconds: number, timed: boolean): Promise<RoundResult & { cpuUsPerRequest: number; window: Window }> {
     const request: RoundRequest = { url: route.url, headers: route.headers, seconds, connections: opts.connections }
-    const cpuBefore = await app.call<number>('cpu')
+    const before = await app.call<CpuReading>('cpu')
     const round = await load.call<RoundResult>('round', request)
-    const cpuAfter = await app.call<number>('cpu')
+    const after = await app.call<CpuReading>('cpu')
+    hooks.afterRound?.()
+    if (timed) {
+      timedResponses[route.name] += round.responses
+      const totals = callTotals[route.name]
+      for (const [key, count] of Object.entries(after.calls)) totals[key] = (totals[key] ?? 0) + count - (before.calls[key] ?? 0)
+    }
     const result = results[route.name]
     result.responses += round.responses
     result.unexpected += round.errors + round.timeouts
@@ -89,21 +124,24 @@ export async function compareRoutes(
       result.statusCodes[status] = (result.statusCodes[status] ?? 0) + count
       if (Number(status) !== route.expectStatus) result.unexpected += count
     }
-    return { ...round, cpuUsPerRequest: (cpuAfter - cpuBefore) / round.responses }
+    return { ...round, cpuUsPerRequest: (after.cpuUs - before.cpuUs) / round.responses, window: { startUs: before.monoUs, endUs: after.monoUs, responses: round.responses } }
   }
 
-  for (const route of routes) await run(route, opts.warmupSeconds)
+  for (const route of routes) await run(route, opts.warmupSeconds, false)
   for (let i = 0; i < opts.rounds; i++) {
     for (const route of rotation(routes, i)) {
-      const round = await run(route, opts.seconds)
-      results[route.name].rps.push(round.rps)
-      results[route.name].p99Ms.push(round.p99)
-      results[route.name].cpuUsPerRequest.push(round.cpuUsPerRequest)
+      const round = await run(route, opts.seconds, true)
+      const result = results[route.name]
+      result.rps.push(round.rps)
+      result.p99Ms.push(round.p99)
+      result.cpuUsPerRequest.push(round.cpuUsPerRequest)
+      result.windows.push(round.window)
     }
-    const line = routes.map((route) => `${route.name} ${results[route.name].rps.at(-1)!.toFixed(0)}/s ${results[route.name].cpuUsPerRequest.at(-1)!.toFixed(0)} µs CPU/req`)
+    const line = routes.map((route) => `${route.name} ${results[route.name].cpuUsPerRequest.at(-1)!.toFixed(0)} µs CPU/req ${results[route.name].rps.at(-1)!.toFixed(0)}/s`)
     log(`  round ${i + 1}/${opts.rounds}: ${line.join(', ')}`)
   }
-  for (const result of Object.values(results)) {
+  for (const [name, result] of Object.entries(results)) {
+    result.callsPerRequest = Object.fromEntries(Object.entries(callTotals[name]).filter(([, n]) => n > 0).map(([key, n]) => [key, Number((n / Math.max(1, timedResponses[name])).toFixed(3))]))
     result.medianRps = median(result.rps)
     result.medianP99Ms = median(result.p99Ms)
     result.medianCpuUsPerRequest = median(result.cpuUsPerRequest)

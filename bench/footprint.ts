@@ -20,10 +20,16 @@ export interface StoredKey {
 }
 
 export interface RedisFootprint {
+  /** Every key one launch wrote, right after it (the short-lived ones included). */
   strlen: number
   memoryUsage: number
+  /** The keys that outlive the launch's 10-minute stragglers (TTL > 600 s): what a launched session holds at rest. */
+  longLived: { strlen: number; memoryUsage: number }
   keys: StoredKey[]
 }
+
+/** Keys with a TTL above this are the session's own; the others (retired sid, forward, used) expire within minutes. */
+const SHORT_LIVED_SECONDS = 600
 
 export interface MemoryFootprint {
   sessions: number
@@ -33,20 +39,29 @@ export interface MemoryFootprint {
   heapAfter: number
   bytesPerSession: number
   storeEntriesPerSession: number
+  /** MemoryStore only: characters of its JSON strings per session (each a byte in V8's one-byte strings). */
+  storeCharsPerSession?: number | null
   launchSeconds: number
 }
 
 /** Launches run this many at a time: the mock EHR's authorization, not the app, is the slow part. */
 const LAUNCH_CONCURRENCY = 8
 
+/** The express-session id a browser's `Cookie` header carries (`connect.sid=s:<sid>.<signature>`). */
+function sessionIdOf(cookie: string): string | null {
+  const value = /(?:^|;\s*)connect\.sid=([^;]+)/.exec(cookie)?.[1]
+  const decoded = value ? decodeURIComponent(value) : ''
+  return decoded.startsWith('s:') ? decoded.slice(2, decoded.lastIndexOf('.')) : null
+}
+
 /**
- * What a key is. The callback leaves two keys of the pre-callback session id besides the new session's: its
- * express-session record, retired to a 10 s lifetime, and its SMART record, now a forward (10 minutes).
+ * What a key is. The callback leaves keys of the pre-callback session id besides the new session's: its
+ * express-session record, retired to a short lifetime, and its SMART record, now a forward.
  */
-function kindOf(key: string, prefix: string, value: string, ttlSeconds: number): string {
+function kindOf(key: string, prefix: string, value: string, sid: string | null): string {
   const rest = key.slice(prefix.length)
   const smart = /^smart:(\w+):/.exec(rest)
-  if (!smart) return ttlSeconds <= 60 ? '<old sid> (express-session, retired)' : '<sid> (express-session)'
+  if (!smart) return rest === sid ? '<sid> (express-session)' : '<old sid> (express-session, retired)'
   if (smart[1] === 'session' && value.includes('"kind":"forward"')) return 'smart:session:<old sid> (forward)'
   return `smart:${smart[1]}:<id>`
 }
@@ -75,13 +90,15 @@ export async function redisFootprint(ctx: BenchContext, encrypted: boolean): Pro
     const keys: StoredKey[] = []
     for (const key of written) {
       const ttlSeconds = await client.ttl(key)
-      keys.push({ kind: kindOf(key, prefix, (await client.get(key)) ?? '', ttlSeconds), strlen: await client.strLen(key), memoryUsage: Number(await client.memoryUsage(key)), ttlSeconds })
+      keys.push({ kind: kindOf(key, prefix, (await client.get(key)) ?? '', sessionIdOf(cookie)), strlen: await client.strLen(key), memoryUsage: Number(await client.memoryUsage(key)), ttlSeconds })
     }
     keys.sort((a, b) => a.kind.localeCompare(b.kind))
-    const total = { strlen: keys.reduce((sum, key) => sum + key.strlen, 0), memoryUsage: keys.reduce((sum, key) => sum + key.memoryUsage, 0) }
+    const sum = (of: StoredKey[]) => ({ strlen: of.reduce((total, key) => total + key.strlen, 0), memoryUsage: of.reduce((total, key) => total + key.memoryUsage, 0) })
+    const total = { ...sum(keys), longLived: sum(keys.filter((key) => key.ttlSeconds > SHORT_LIVED_SECONDS)) }
     ctx.check(`stored bytes (${variant}): the launch left its session keys in Redis`, keys.some((key) => key.kind.includes('smart:session:')) && keys.some((key) => key.kind.includes('express-session')),
       keys.map((key) => key.kind).join(', '))
-    ctx.log(`  Redis, ${variant}: ${keys.length} keys, ${total.strlen} bytes (STRLEN), ${total.memoryUsage} bytes (MEMORY USAGE)`)
+    ctx.log(`  Redis, ${variant}: ${keys.length} keys, ${total.strlen} bytes (STRLEN), ${total.memoryUsage} bytes (MEMORY USAGE); `
+      + `at rest (TTL > ${SHORT_LIVED_SECONDS} s): ${total.longLived.strlen} bytes (STRLEN), ${total.longLived.memoryUsage} bytes (MEMORY USAGE)`)
     for (const key of keys) ctx.log(`    ${key.kind.padEnd(38)} ${String(key.strlen).padStart(5)} B  ${String(key.memoryUsage).padStart(5)} B in memory  TTL ${key.ttlSeconds} s`)
     return { ...total, keys }
   } finally {
@@ -90,10 +107,14 @@ export async function redisFootprint(ctx: BenchContext, encrypted: boolean): Pro
   }
 }
 
-export async function memoryFootprint(ctx: BenchContext): Promise<MemoryFootprint> {
-  const sessions = ctx.opts.memorySessions
-  ctx.log(`\nMemoryStore heap per launched session (${sessions} real launches, ${LAUNCH_CONCURRENCY} at a time)`)
-  const app = await ctx.startApp('memory-footprint', { store: 'memory' }, ['--expose-gc'])
+/**
+ * Heap per launched session of an app process after full GCs. Over MemoryStore: the sessions themselves (the
+ * store's JSON strings) and everything the process keeps per session. Over Redis: only what the process keeps
+ * (the library's in-process copies and caches), the sessions being in Redis.
+ */
+export async function memoryFootprint(ctx: BenchContext, store: 'memory' | 'redis' = 'memory', sessions = ctx.opts.memorySessions): Promise<MemoryFootprint> {
+  ctx.log(`\n${store === 'memory' ? 'MemoryStore' : 'Redis'}: app heap per launched session (${sessions} real launches, ${LAUNCH_CONCURRENCY} at a time)`)
+  const app = await ctx.startApp(`heap-${store}`, store === 'memory' ? { store } : await ctx.storeSettings('redis', 'heap'), ['--expose-gc'])
   try {
     // Warm-up: JIT, discovery, JWKS and module-level caches reach their steady size first.
     await launchMany(app.base, ctx.ehr, Math.min(50, sessions), LAUNCH_CONCURRENCY)
@@ -103,7 +124,7 @@ export async function memoryFootprint(ctx: BenchContext): Promise<MemoryFootprin
     const launchSeconds = (Date.now() - started) / 1000
     const after = await app.handle.call<HeapReport>('heap')
     await checkSession(app.base, OUR_ROUTES, cookies[0])
-    ctx.check('memory footprint: every launch completed', cookies.length === sessions, `${cookies.length}/${sessions} launches`)
+    ctx.check(`heap footprint (${store}): every launch completed`, cookies.length === sessions, `${cookies.length}/${sessions} launches`)
     const result: MemoryFootprint = {
       sessions,
       launched: 'real',
@@ -111,9 +132,11 @@ export async function memoryFootprint(ctx: BenchContext): Promise<MemoryFootprin
       heapAfter: after.heapUsed,
       bytesPerSession: (after.heapUsed - before.heapUsed) / sessions,
       storeEntriesPerSession: ((after.storeEntries ?? 0) - (before.storeEntries ?? 0)) / sessions,
+      storeCharsPerSession: after.storeChars === undefined || before.storeChars === undefined ? null : (after.storeChars - before.storeChars) / sessions,
       launchSeconds,
     }
-    ctx.log(`  ${result.bytesPerSession.toFixed(0)} bytes of heap per session, ${result.storeEntriesPerSession} store entries per session (${launchSeconds.toFixed(1)} s of launches)`)
+    const chars = result.storeCharsPerSession == null ? '' : `, of which the MemoryStore's JSON strings hold ${result.storeCharsPerSession.toFixed(0)} characters`
+    ctx.log(`  ${result.bytesPerSession.toFixed(0)} bytes of heap per session${chars}, ${result.storeEntriesPerSession} store entries per session (${launchSeconds.toFixed(1)} s of launches)`)
     return result
   } finally {
     await app.stop()
