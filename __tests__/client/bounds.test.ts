@@ -5,7 +5,7 @@ import { MemoryStore } from 'express-session'
 import request from 'supertest'
 import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
 import { runtimeFor } from '../../lib/client/runtime'
-import { MAX_CACHED_SESSIONS, sessionCacheFor } from '../../lib/session/session-cache'
+import { MAX_CACHED_SESSIONS, MAX_COPY_AGE_MS, sessionCacheFor } from '../../lib/session/session-cache'
 import { MAX_LAUNCHES_PER_SESSION } from '../../lib/session/launch-identity'
 import { MAX_CACHED_ISSUERS, discoveryCacheSizes } from '../../lib/oauth/discovery'
 import { MAX_KEY_SETS, keySetCount, verifyIdToken } from '../../lib/oauth/id-token'
@@ -13,7 +13,7 @@ import { lockMapSizes, singleFlight, withStorageLock } from '../../lib/storage/l
 import { MAX_PENDING_PER_SESSION } from '../../lib/middleware/session'
 import { createMockEhr, type MockEhr } from '../../lib/testing'
 import { launchedCookie, pathOf, testApp, withCookies } from '../helpers/app'
-import { completeLaunch, devOptions, openConfig } from '../helpers/smart'
+import { completeLaunch, devOptions, openConfig, testClock } from '../helpers/smart'
 
 let ehr: MockEhr
 beforeAll(async () => (ehr = await createMockEhr()))
@@ -50,15 +50,22 @@ it('JWKS key sets: at most MAX_KEY_SETS per fetch implementation', async () => {
   expect(keySetCount(anyEhr)).toBe(MAX_KEY_SETS)
 })
 
-it('session copies: at most MAX_CACHED_SESSIONS per configuration and store, after more sessions than that', async () => {
+it('session copies: at most MAX_CACHED_SESSIONS per configuration and store, after more sessions than that within the copies\' lifetime', async () => {
   const storage = expressSessionStorage(new MemoryStore())
   const config = openConfig()
-  const options: SmartClientOptions = { ...devOptions }
+  // The clock stands still: every copy is young enough to answer, so only the count bounds them.
+  const clock = testClock()
+  const options: SmartClientOptions = { ...devOptions, now: clock.now }
   await completeLaunch(ehr, { patient: 'patient-1' }, new SmartClient('template', storage, config, options))
   const record = await storage.get('session:{template}')
   for (let i = 0; i < MAX_CACHED_SESSIONS + 500; i++) await storage.set(`session:{s-${i}}`, record)
   for (let i = 0; i < MAX_CACHED_SESSIONS + 500; i++) await new SmartClient(`s-${i}`, storage, config, options).ready()
-  expect(sessionCacheFor(runtimeFor(config, options), storage).size).toBe(MAX_CACHED_SESSIONS)
+  const cache = sessionCacheFor(runtimeFor(config, options), storage)
+  expect(cache.size).toBe(MAX_CACHED_SESSIONS)
+  // Issue 24: copies past MAX_COPY_AGE_MS can never answer again; the next copy added drops them all.
+  clock.advance(MAX_COPY_AGE_MS + 1)
+  await new SmartClient('s-0', storage, config, options).ready()
+  expect(cache.size).toBe(1)
 }, 60_000)
 
 it('locks and single flights leave nothing behind once settled, after thousands of distinct keys', async () => {

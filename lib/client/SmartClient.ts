@@ -27,7 +27,11 @@ import { runtimeFor, type ClientParts, type Runtime } from './runtime'
 export type SessionRef = {
   sessionId: string
   activePatient: string | null
-  /** What only this browser holds (its launch and browser cookies); the middleware reads it from the request. */
+  /**
+   * What only this browser holds (its launch and browser cookies); the middleware reads it from the request.
+   * Read only when needed (a callback, a moved session id): the middleware passes a getter, so that a request
+   * served from its own session never parses its cookies.
+   */
   browser?: BrowserProof
 }
 
@@ -60,7 +64,8 @@ export class SmartClient {
   readonly #storage: SmartStorage
   readonly #session: SessionState
   readonly #activePatient: string | null
-  readonly #browser: BrowserProof | null
+  readonly #sessionRef: SessionRef | null
+  #proof: BrowserProof | null | undefined
   /** What the launch, callback and refresh steps work with (authorize.ts, callback.ts, refresh.ts). */
   readonly #parts: ClientParts
 
@@ -77,11 +82,18 @@ export class SmartClient {
     const active = typeof session === 'string' ? null : session.activePatient
     if (active !== null && active !== undefined && typeof active !== 'string') throw new TypeError('express-smart-on-fhir: activePatient must be a string or null')
     this.#storage = storage
-    this.#browser = typeof session === 'string' ? null : session.browser ?? null
-    this.#session = new SessionState(storage, this.#rt.config, sessionId, sessionCacheFor(this.#rt, storage), this.#browser?.keys ?? [])
+    this.#sessionRef = typeof session === 'string' ? null : session
+    this.#session = new SessionState(storage, this.#rt.config, sessionId, sessionCacheFor(this.#rt, storage), () => this.#browser?.keys ?? [])
     // Single-launch mode honours it too: naming another patient than the session's is refused.
     this.#activePatient = active || null
-    this.#parts = { rt: this.#rt, storage, session: this.#session, browser: this.#browser }
+    const client = this
+    this.#parts = { rt: this.#rt, storage, session: this.#session, get browser() { return client.#browser } }
+  }
+
+  /** The browser's proof, read from the session reference once, when first needed. */
+  get #browser(): BrowserProof | null {
+    if (this.#proof === undefined) this.#proof = this.#sessionRef?.browser ?? null
+    return this.#proof
   }
 
   /** EHR launch: checks the issuer (allow-list first, before any network call), discovers it and starts the authorization. */

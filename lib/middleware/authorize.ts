@@ -41,7 +41,10 @@ export function authorizingMiddleware(
       }
       const { redirectUrl } = await start(client, req.query as Record<string, unknown>, { binding, alongside: saveAlongside })
       setLaunchCookie(req, res, state, binding)
-      res.redirect(302, redirectUrl)
+      // No body (res.redirect would negotiate one): the browser follows Location.
+      res.statusCode = 302
+      res.setHeader('Location', redirectUrl)
+      res.end()
     } catch (err) {
       next(err)
     }

@@ -81,7 +81,9 @@ export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): Mid
     },
     clientFor(req, activePatient = null) {
       // The same config and options objects every time: the client reuses the runtime validated above.
-      const session = { sessionId: req.sessionID, activePatient, browser: browserProofOf(req) }
+      // The cookies are parsed only if the client needs the proof (a callback, a moved session id).
+      let proof: ReturnType<typeof browserProofOf> | undefined
+      const session = { sessionId: req.sessionID, activePatient, get browser() { return (proof ??= browserProofOf(req)) } }
       return new SmartClient(session, storageFor(req), config, options as SmartClientOptions & { enableMultiLaunch: true })
     },
   }

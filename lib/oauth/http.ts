@@ -57,8 +57,11 @@ export interface BufferedAnswer {
  * buffer, no second stream: a FHIR read is the app's most frequent call); see `boundedFetch` for a Response.
  */
 export async function boundedAnswer(limits: HttpLimits, url: string | URL, init: RequestInit = {}, maxBytes = 1 << 20): Promise<BufferedAnswer> {
-  const timeout = AbortSignal.timeout(limits.timeoutMs)
-  const signal = init.signal ? AbortSignal.any([init.signal, timeout]) : timeout
+  // A timer of our own, cleared as soon as the body is read (AbortSignal.timeout's stays armed for the whole
+  // timeout after every call: one per FHIR request).
+  const timeout = new AbortController()
+  const timer = setTimeout(() => timeout.abort(new DOMException(`no answer within ${limits.timeoutMs} ms`, 'TimeoutError')), limits.timeoutMs)
+  const signal = init.signal ? AbortSignal.any([init.signal, timeout.signal]) : timeout.signal
   try {
     const response = await limits.fetch(url, { ...init, redirect: 'manual', signal })
     const body = await readCapped(response, maxBytes)
@@ -66,8 +69,10 @@ export async function boundedAnswer(limits: HttpLimits, url: string | URL, init:
     return { status, statusText, headers, body: NULL_BODY_STATUS.has(status) ? null : body }
   } catch (err) {
     if (err instanceof HttpFailure) throw err
-    const timedOut = timeout.aborted
+    const timedOut = timeout.signal.aborted
     throw new HttpFailure(timedOut ? `no answer within ${limits.timeoutMs} ms` : 'request failed', { cause: err })
+  } finally {
+    clearTimeout(timer)
   }
 }
 

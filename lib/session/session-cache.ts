@@ -22,15 +22,26 @@ export interface SessionCache {
  * an app route write back an older copy of the express-session session (express-session's last write wins).
  */
 export const MAX_COPY_AGE_MS = 2000
-/** Copies kept per configuration and store; the least recently used go first. */
+/** Copies kept per configuration and store at most; the least recently used go first. */
 export const MAX_CACHED_SESSIONS = 10_000
 
+/**
+ * A copy older than MAX_COPY_AGE_MS can never answer again, so it is dropped: when asked for, and from the
+ * least recently used end whenever a copy is added. The cache then holds about the sessions of the last two
+ * seconds, not the last 10,000 (heap per session, issue 24), and MAX_CACHED_SESSIONS bounds a burst.
+ */
 export function createSessionCache(maxEntries = MAX_CACHED_SESSIONS): SessionCache {
   const entries = new Map<string, { record: SessionRecord; at: number }>()
+  const expired = (at: number, now: number) => now - at > MAX_COPY_AGE_MS || now < at
   return {
     get(sid, version, now) {
       const entry = entries.get(sid)
-      if (!entry || entry.record.version !== version || now - entry.at > MAX_COPY_AGE_MS || now < entry.at) return undefined
+      if (!entry) return undefined
+      if (expired(entry.at, now)) {
+        entries.delete(sid)
+        return undefined
+      }
+      if (entry.record.version !== version) return undefined
       entries.delete(sid)
       entries.set(sid, entry)
       return entry.record
@@ -41,7 +52,10 @@ export function createSessionCache(maxEntries = MAX_CACHED_SESSIONS): SessionCac
     set(sid, record, now) {
       entries.delete(sid)
       entries.set(sid, { record, at: now })
-      if (entries.size > maxEntries) entries.delete(entries.keys().next().value as string)
+      for (const [oldest, entry] of entries) {
+        if (entries.size <= maxEntries && !expired(entry.at, now)) break
+        entries.delete(oldest)
+      }
     },
     delete(sid) {
       entries.delete(sid)

@@ -74,7 +74,7 @@ export class SessionState {
     readonly sessionId: string,
     private readonly cache: SessionCache,
     /** The request's browser cookie values (middleware); none without the middleware. */
-    private readonly browserKeys: readonly string[] = [],
+    private readonly browserKeys: () => readonly string[] = () => [],
   ) {
     this.#lifetimes = lifetimesOf(config)
   }
@@ -109,7 +109,7 @@ export class SessionState {
       if (stored.kind === 'session') {
         if (crossed === 0) return { sid, record: stored, held: null, fromCopy: false }
         if (stored.browser !== undefined) {
-          if (!isSessionBrowser(stored, this.browserKeys)) return { sid, record: null, held: null, fromCopy: false }
+          if (!isSessionBrowser(stored, this.browserKeys())) return { sid, record: null, held: null, fromCopy: false }
           if (crossed > 1) await this.#shorten(sid, now)
           return { sid, record: stored, held: null, fromCopy: false }
         }
