@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib'
 import { MemoryStore } from 'express-session'
 import { calculatePKCECodeChallenge } from 'openid-client'
 import { SmartClient, expressSessionStorage, type SmartClientOptions } from '../../lib'
@@ -174,6 +175,17 @@ describe('S3 S4 discovery documents from misbehaving servers', () => {
       return { ...endpoints(`http://${req.headers.host}`), authorization_endpoint: `${base}${'a'.repeat(2048 - base.length)}` }
     }
     expect(await launchAgainst((req, res) => json(res, 200, limit(req)))).toHaveProperty('redirectUrl')
+  })
+
+  it('S3 a compressed document is capped at its decompressed size, whatever the Content-Length of the compressed bytes', async () => {
+    // 1 MB of JSON in about 1 KB of gzip: the declared length is far below the cap, what fetch decompresses is not.
+    const body = gzipSync(JSON.stringify({ ...endpoints('http://placeholder'), padding: 'x'.repeat(1 << 20) }))
+    const result = await launchAgainst((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': String(body.length) })
+      res.end(body)
+    })
+    expect(body.length).toBeLessThan(262144)
+    expect(result).toMatchObject(discoveryFailed('response larger than 262144 bytes'))
   })
 
   it('S3 a document that declares more than 256 KB is refused at once, without waiting for its body', async () => {

@@ -22,11 +22,17 @@ const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304])
 
 async function readCapped(response: Response, maxBytes: number): Promise<Buffer | null> {
   if (!response.body) return null
-  const declared = Number(response.headers.get('content-length'))
-  if (declared > maxBytes) {
+  const length = response.headers.get('content-length')
+  const declared = length !== null && /^\d{1,15}$/.test(length) ? Number(length) : null
+  if (declared !== null && declared > maxBytes) {
     await response.body.cancel().catch(() => undefined)
     throw new HttpFailure(`response larger than ${maxBytes} bytes`)
   }
+  // A declared length within the cap bounds what the HTTP parser reads: one read of the whole body, much
+  // cheaper than a loop over the stream (the FHIR read's most frequent case). Not when the body is encoded:
+  // the length is then the compressed one, and what fetch decompresses may be far larger. Else count as we go.
+  const encoding = response.headers.get('content-encoding')
+  if (declared !== null && (encoding === null || encoding === 'identity')) return Buffer.from(await response.arrayBuffer())
   const reader = response.body.getReader()
   const chunks: Uint8Array[] = []
   let size = 0
