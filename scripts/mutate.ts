@@ -1,4 +1,4 @@
-// `npm run mutate [-- <stryker run options>]`: Stryker (stryker.config.mjs) over lib/client, lib/oauth,
+// `npm run mutate [-- <stryker run options>]`: Stryker (stryker.config.mjs) over lib/client, lib/session, lib/fhir, lib/oauth,
 // lib/middleware and lib/storage, with the Redis the tests need started once for the whole run.
 //
 // Stryker's jest runner calls Jest's runCLI once per mutant, and every call runs the suite's globalSetup and

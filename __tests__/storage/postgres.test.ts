@@ -25,7 +25,7 @@ const postgresExpected = Boolean(process.env.DATABASE_URL) || inCi
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const HTTP_TIMEOUT_MS = 2000
-// What lib/client/session-state.ts derives from httpTimeoutMs: the lock's TTL, and how long a waiter waits.
+// What lib/session/session-state.ts derives from httpTimeoutMs: the lock's TTL, and how long a waiter waits.
 const LOCK_TTL_MS = (3 * Math.ceil(HTTP_TIMEOUT_MS / 1000) + 5) * 1000
 const LOCK_WAIT_MS = 2 * HTTP_TIMEOUT_MS + 2000
 /** Generous, for two shared cores: the survivor must be serving again by LOCK_TTL_MS + this after the crash. */
