@@ -15,6 +15,7 @@ node="$dir/bin/node"
 if [ ! -x "$node" ]; then
   pkg="node-$(node -p 'process.platform + "-" + process.arch')@$line"
   echo "fetching $pkg into $dir" >&2
+  mkdir -p "$PWD/.cache"
   tmp="$(mktemp -d "$PWD/.cache/node$line.XXXXXX")"
   # npm pack only downloads (no install scripts, no package.json written); the tarball holds package/bin/node.
   tarball="$(npm pack "$pkg" --pack-destination "$tmp" --ignore-scripts --silent)"
