@@ -10,6 +10,7 @@ import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { findOnPath, freePort } from './redis-server'
+import { globalSlot } from './global-slot'
 
 export interface RunningPostgres {
   /** `postgres://postgres@127.0.0.1:<port>/postgres` (trust authentication, local only). */
@@ -23,16 +24,10 @@ export interface RunningPostgres {
   pid: number
 }
 
-const GLOBAL_KEY = '__expressSmartOnFhirTestPostgres__'
-type GlobalWithPostgres = typeof globalThis & { [GLOBAL_KEY]?: RunningPostgres }
-
-export function rememberPostgres(pg: RunningPostgres | undefined): void {
-  ;(globalThis as GlobalWithPostgres)[GLOBAL_KEY] = pg
-}
-
-export function recallPostgres(): RunningPostgres | undefined {
-  return (globalThis as GlobalWithPostgres)[GLOBAL_KEY]
-}
+/** Where global-setup leaves the running PostgreSQL for global-teardown. */
+const slot = globalSlot<RunningPostgres>('__expressSmartOnFhirTestPostgres__')
+export const rememberPostgres = (pg: RunningPostgres | undefined): void => slot.remember(pg)
+export const recallPostgres = (): RunningPostgres | undefined => slot.recall()
 
 /** The directory with initdb and pg_ctl: PATH, else Debian's /usr/lib/postgresql/<highest version>/bin. */
 export function findPostgresBinDir(): string | undefined {

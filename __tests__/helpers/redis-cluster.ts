@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { freePort, RedisStartError, spawnRedisNode, stopProcess } from './redis-server'
+import { globalSlot } from './global-slot'
 
 const run = promisify(execFile)
 
@@ -23,16 +24,10 @@ export interface RunningCluster {
   dir: string
 }
 
-const GLOBAL_KEY = '__expressSmartOnFhirTestRedisCluster__'
-type GlobalWithCluster = typeof globalThis & { [GLOBAL_KEY]?: RunningCluster }
-
-export function rememberCluster(cluster: RunningCluster | undefined): void {
-  ;(globalThis as GlobalWithCluster)[GLOBAL_KEY] = cluster
-}
-
-export function recallCluster(): RunningCluster | undefined {
-  return (globalThis as GlobalWithCluster)[GLOBAL_KEY]
-}
+/** Where global-setup leaves the running Redis Cluster for global-teardown. */
+const slot = globalSlot<RunningCluster>('__expressSmartOnFhirTestRedisCluster__')
+export const rememberCluster = (cluster: RunningCluster | undefined): void => slot.remember(cluster)
+export const recallCluster = (): RunningCluster | undefined => slot.recall()
 
 /** `count` ports of 127.0.0.1 that were free a moment ago, all different. */
 async function freePorts(count: number): Promise<number[]> {

@@ -5,6 +5,7 @@ import { accessSync, closeSync, constants, mkdtempSync, openSync, readFileSync, 
 import { createConnection, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
+import { globalSlot } from './global-slot'
 
 /** How long we wait for a freshly started redis-server to answer PING. */
 export const READY_TIMEOUT_MS = 5000
@@ -17,17 +18,10 @@ export interface RunningRedis {
   dir: string
 }
 
-/** The key under which global-setup leaves the running server for global-teardown. */
-const GLOBAL_KEY = '__expressSmartOnFhirTestRedis__'
-type GlobalWithRedis = typeof globalThis & { [GLOBAL_KEY]?: RunningRedis }
-
-export function rememberRedis(redis: RunningRedis | undefined): void {
-  ;(globalThis as GlobalWithRedis)[GLOBAL_KEY] = redis
-}
-
-export function recallRedis(): RunningRedis | undefined {
-  return (globalThis as GlobalWithRedis)[GLOBAL_KEY]
-}
+/** Where global-setup leaves the running server for global-teardown. */
+const slot = globalSlot<RunningRedis>('__expressSmartOnFhirTestRedis__')
+export const rememberRedis = (redis: RunningRedis | undefined): void => slot.remember(redis)
+export const recallRedis = (): RunningRedis | undefined => slot.recall()
 
 /** Absolute path of an executable named `name` on PATH, or undefined. */
 export function findOnPath(name: string, pathEnv: string = process.env.PATH ?? ''): string | undefined {
