@@ -108,6 +108,7 @@ export function recordingStorage(inner: SmartStorage): { storage: SmartStorage; 
     delete: (key) => inner.delete(key),
     setIfAbsent: (key, value, ttl) => (writes.push({ key, value, ttl }), inner.setIfAbsent!(key, value, ttl)),
   }
+  if (inner.take) storage.take = (key) => inner.take!(key)
   return { storage, writes }
 }
 

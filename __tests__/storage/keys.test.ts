@@ -127,6 +127,6 @@ if (redisRows.length) describe.each(redisRows)('no key without a TTL, over %s', 
     await agent.post('/logout').expect(204)
     await agent.get('/api/context').expect(401)
     const afterLogout = await expectEveryKeyToExpire()
-    expect(afterLogout.length).toBeGreaterThan(0) // single-use state markers outlive the flow, and expire
+    expect(afterLogout.length).toBeGreaterThan(0) // the retired pre-callback session and its forward outlive the flow, and expire
   })
 })

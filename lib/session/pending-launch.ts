@@ -65,14 +65,22 @@ export function forgetPendingLaunch(storage: SmartStorage, state: string): Promi
   return storage.delete(keys.pending(state))
 }
 
-/** Marks a state used: atomic across processes when the storage has `setIfAbsent`. */
-function claim(storage: SmartStorage, state: string): Promise<boolean> {
-  if (storage.setIfAbsent) return storage.setIfAbsent(keys.used(state), 1, PENDING_LAUNCH_TTL_SECONDS)
-  return processMutex(storage, keys.used(state), async () => {
-    if ((await storage.get(keys.used(state))) !== undefined) return false
-    await storage.set(keys.used(state), 1, PENDING_LAUNCH_TTL_SECONDS)
-    return true
-  })
+/**
+ * Takes the pending launch of `state` for this caller only, and forgets it: one atomic read-and-delete when the
+ * storage has `take` (Redis GETDEL, PostgreSQL DELETE … RETURNING), else a `used:` marker claimed with
+ * `setIfAbsent` (atomic across processes when the storage's is) before the delete.
+ */
+async function claimPending(storage: SmartStorage, state: string): Promise<boolean> {
+  if (storage.take) return (await storage.take(keys.pending(state))) !== undefined
+  const claimed = storage.setIfAbsent
+    ? await storage.setIfAbsent(keys.used(state), 1, PENDING_LAUNCH_TTL_SECONDS)
+    : await processMutex(storage, keys.used(state), async () => {
+      if ((await storage.get(keys.used(state))) !== undefined) return false
+      await storage.set(keys.used(state), 1, PENDING_LAUNCH_TTL_SECONDS)
+      return true
+    })
+  if (claimed) await storage.delete(keys.pending(state))
+  return claimed
 }
 
 const invalid = (why: string) => new SmartError('INVALID_STATE', `The launch cannot be completed: ${why}; launch again from the EHR`)
@@ -104,8 +112,7 @@ export async function consumePendingLaunch(storage: SmartStorage, state: string,
   } else if (!(await owns(pending.sessionId))) {
     throw invalid('the state belongs to another session (was the session cookie lost?)')
   }
-  if (!(await claim(storage, state))) throw invalid('the state was already used')
-  await storage.delete(keys.pending(state))
+  if (!(await claimPending(storage, state))) throw invalid('the state was already used')
   if (now - pending.createdAt > PENDING_LAUNCH_TTL_SECONDS * 1000) throw invalid('the launch expired')
   return pending
 }

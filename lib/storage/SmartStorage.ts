@@ -23,6 +23,13 @@ export interface SmartStorage {
    * single-use markers. Without it, those are only atomic within one process.
    */
   setIfAbsent?(key: string, value: unknown, ttlSeconds: number): Promise<boolean>
+  /**
+   * Atomically reads and removes `key`: its value to exactly one of any number of concurrent callers,
+   * `undefined` to the others (and when absent or expired). Used for single-use values (a launch's state).
+   * Without it, a value is made single-use by a `setIfAbsent` marker, which costs one more write, a delete
+   * and a record kept for the value's lifetime.
+   */
+  take?(key: string): Promise<unknown>
 }
 
 /** Rejects with `STORAGE_UNAVAILABLE` when `work` takes longer than `timeoutMs` or fails. */

@@ -3,7 +3,7 @@ import type { SmartLogger } from '../config'
 import { warnWithoutErrorListener } from './error-listener'
 import { innerStore } from './fail-fast-store'
 import { processMutex } from './lock'
-import { asPgStore, pgClaim } from './postgres'
+import { asPgStore, pgClaim, pgTake } from './postgres'
 import { boundedStorageCall, type SmartStorage } from './SmartStorage'
 
 /**
@@ -44,12 +44,14 @@ interface Envelope {
 /** The part of a node-redis client (as used by connect-redis) that gives us an atomic SET NX. */
 interface RedisLikeClient {
   set(key: string, value: string, options: { expiration: { type: 'EX'; value: number }; condition: 'NX' }): Promise<unknown>
+  /** GETDEL (Redis 6.2+), atomic: node-redis names it `getDel`. */
+  getDel?(key: string): Promise<string | null>
 }
 
 interface RedisLikeStore {
   client: RedisLikeClient
   prefix: string
-  serializer: { stringify(value: unknown): string }
+  serializer: { stringify(value: unknown): string; parse(text: string): unknown }
 }
 
 /**
@@ -69,7 +71,7 @@ function asRedisStore(store: Store): RedisLikeStore | null {
   const candidate = store as Store & Partial<Record<keyof RedisLikeStore, unknown>>
   const client = candidate.client as { set?: unknown } | undefined
   const serializer = candidate.serializer as { stringify?: unknown } | undefined
-  if (typeof client?.set === 'function' && typeof candidate.prefix === 'string' && typeof serializer?.stringify === 'function') {
+  if (typeof client?.set === 'function' && typeof candidate.prefix === 'string' && typeof serializer?.stringify === 'function' && typeof (serializer as { parse?: unknown }).parse === 'function') {
     return candidate as unknown as RedisLikeStore
   }
   return null
@@ -92,6 +94,25 @@ function sharedClaimOf(store: Store, prefix: string): Claim | null {
   }
   const pg = asPgStore(store)
   if (pg) return (key, value, ttlSeconds) => pgClaim(pg, prefix + key, envelope(value, ttlSeconds), ttlSeconds)
+  return null
+}
+
+/** An atomic read-and-delete shared by every process on the store: the value to one caller only. */
+type Take = (key: string) => Promise<unknown>
+
+/** The store's own cross-process atomic read-and-delete (Redis `GETDEL`, PostgreSQL `DELETE … RETURNING`), or null. */
+function sharedTakeOf(store: Store, prefix: string): Take | null {
+  const redis = asRedisStore(store)
+  if (redis) {
+    const { client, serializer } = redis
+    if (typeof client.getDel !== 'function') return null
+    return async (key) => {
+      const text = await client.getDel!(redis.prefix + prefix + key)
+      return text === null ? undefined : (serializer.parse(text) as Envelope | null)?.smart
+    }
+  }
+  const pg = asPgStore(store)
+  if (pg) return async (key) => ((await pgTake(pg, prefix + key)) as Envelope | undefined)?.smart
   return null
 }
 
@@ -131,8 +152,9 @@ function callStore<T>(run: (done: (err: unknown, result?: T) => void) => void): 
  * Adapts an express-session `Store` (its `MemoryStore`, connect-redis `RedisStore`, …) to `SmartStorage`,
  * so SMART state lives beside the app's sessions, with the same persistence and lifetime rules.
  *
- * `setIfAbsent` is atomic across processes over connect-redis (Redis `SET NX`) and connect-pg-simple (an
- * upsert into its session table, see `pgClaim`), also behind `failFastStore`; within the process for every
+ * `setIfAbsent` and `take` are atomic across processes over connect-redis (Redis `SET NX`, `GETDEL`) and
+ * connect-pg-simple (an upsert into its session table, see `pgClaim`; `DELETE … RETURNING`), also behind
+ * `failFastStore`; within the process for every
  * other store. That is enough for `MemoryStore`, which cannot be shared anyway; any other store is reported
  * once (`logger`, else `process.emitWarning`), or refused with `requireAtomicStore`.
  *
@@ -168,6 +190,7 @@ export function expressSessionStorage(store: Store, opts: ExpressSessionStorageO
     throw new TypeError(`express-smart-on-fhir: the RedisStore "prefix" option (${JSON.stringify(redis.prefix)}) must not contain "{" or "}" over a Redis Cluster: they would override the hash tags that keep a session's keys in one slot and spread sessions over the masters`)
   }
   const sharedClaim = sharedClaimOf(inner, prefix)
+  const sharedTake = sharedTakeOf(inner, prefix)
   if (!sharedClaim && !(inner instanceof session.MemoryStore)) reportNotAtomic(inner, opts)
   warnWithoutErrorListener(inner, opts.logger)
 
@@ -198,6 +221,18 @@ export function expressSessionStorage(store: Store, opts: ExpressSessionStorageO
         })
       })
     },
+  }
+  // A store with a shared setIfAbsent but no shared read-and-delete keeps the marker: never a weaker single use.
+  if (sharedTake || !sharedClaim) {
+    storage.take = (key) => boundedStorageCall('an atomic read-and-delete', timeoutMs, async () => {
+      if (sharedTake) return sharedTake(key)
+      // Within this process: MemoryStore, or a store already reported as not atomic (as for setIfAbsent).
+      return processMutex(store, key, async () => {
+        const value = await storage.get(key)
+        if (value !== undefined) await storage.delete(key)
+        return value
+      })
+    })
   }
   return storage
 }

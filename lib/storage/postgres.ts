@@ -42,3 +42,20 @@ export function pgClaim(store: PgLikeStore, sid: string, sess: unknown, ttlSecon
     store.query(sql, [sid, JSON.stringify(sess), ttlSeconds], (err, row) => (err ? reject(err) : resolve(row !== undefined)))
   })
 }
+
+/**
+ * Removes the row `sid` and answers what it held, unless it had expired: one `DELETE … RETURNING`, so that of
+ * concurrent takes in any number of processes exactly one gets the row (the others wait for its lock, then
+ * find it gone). Expiry by the database's clock, as for `pgClaim`.
+ */
+export function pgTake(store: PgLikeStore, sid: string): Promise<unknown> {
+  const sql = `DELETE FROM ${store.quotedTable()} WHERE sid = $1 RETURNING sess, expire >= now() AS live`
+  return new Promise((resolve, reject) => {
+    store.query(sql, [sid], (err, row) => (err ? reject(err) : resolve(row?.live === true ? parsedSess(row.sess) : undefined)))
+  })
+}
+
+/** The `sess` column as connect-pg-simple reads it: json(b) comes parsed, text as a string. */
+function parsedSess(sess: unknown): unknown {
+  return typeof sess === 'string' ? JSON.parse(sess) : sess
+}
