@@ -1,7 +1,7 @@
 // Issue 10: a protected request costs no store read beyond express-session's own look-up while the access
 // token is fresh — and every guarantee still holds across app instances: a logout or a refused refresh on one
 // instance is seen by every instance on the next request; a refresh on one is used by the others.
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Express } from 'express'
 import { MemoryStore, type SessionData, type Store } from 'express-session'
 import request from 'supertest'
@@ -93,6 +93,38 @@ describe.each(storeKinds())('the hot path over %s', (_name, kind) => {
     await request(a.app).get('/api/patient').set('Cookie', cookie).expect(200)
     expect((await request(b.app).get('/api/patient').set('Cookie', cookie).expect(200)).body.id).toBe('patient-3')
     expect(ehr.stats.refreshGrants - grants).toBe(1)
+  })
+
+  /** The access tokens the FHIR server saw on the last `n` requests. */
+  const lastTokens = (n: number) => ehr.fhirLog.slice(-n).map((entry) => entry.accessToken)
+
+  it('two browsers launched for the same patient are served with their own tokens, request after request, with and without encryptionKey', async () => {
+    for (const options of [{}, { encryptionKey: randomBytes(32).toString('base64') }] as SmartClientOptions[]) {
+      const [a] = await twoInstances(options)
+      const cookies = [await launchedCookie(a.app, ehr, { patient: 'patient-1' }), await launchedCookie(a.app, ehr, { patient: 'patient-1' })]
+      const seen: Array<Set<string | null>> = [new Set(), new Set()]
+      for (let i = 0; i < 6; i++) {
+        await request(a.app).get('/api/patient').set('Cookie', cookies[i % 2]).expect(200)
+        seen[i % 2].add(lastTokens(1)[0])
+      }
+      expect(seen.map((tokens) => tokens.size)).toEqual([1, 1])
+      expect([...seen[0]][0]).not.toBe([...seen[1]][0])
+    }
+  })
+
+  it('after a refresh on the hot path, every later request carries the new token (sealed tokens too)', async () => {
+    const clock = testClock()
+    const [a] = await twoInstances({ now: clock.now, encryptionKey: randomBytes(32).toString('base64') })
+    const cookie = await launchedCookie(a.app, ehr, { patient: 'patient-2' })
+    for (let i = 0; i < 3; i++) await request(a.app).get('/api/patient').set('Cookie', cookie).expect(200)
+    const [before] = lastTokens(1)
+    const grants = ehr.stats.refreshGrants
+    clock.advance(3600 * 1000 - 30_000)
+    for (let i = 0; i < 4; i++) await request(a.app).get('/api/patient').set('Cookie', cookie).expect(200)
+    expect(ehr.stats.refreshGrants - grants).toBe(1)
+    const after = lastTokens(4)
+    expect(new Set(after).size).toBe(1)
+    expect(after[0]).not.toBe(before)
   })
 
   it('an app writing back an older copy of the session is bounded: no copy answers for longer than 2 s', async () => {

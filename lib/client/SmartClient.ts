@@ -35,6 +35,14 @@ export type SessionRef = {
   browser?: BrowserProof
 }
 
+/**
+ * The ReadyClient made for a stored launch record object, reused while requests are served from this process's
+ * copy of the same record version (the hot path): a new version — a refresh, a touch, any write — is a new
+ * object. Keyed weakly, so it goes with the copy. Its only mutable state is the access token a 401 refresh
+ * renews, which concurrent requests of the same launch may share.
+ */
+const readyClients = new WeakMap<LaunchRecord, { rt: Runtime; sid: string; accessToken: string; client: ReadyClient }>()
+
 type ReadyAt = (client: SmartClient, version: string | null) => Promise<{ client: ReadyClient; version: string | null }>
 let readyAtImpl: ReadyAt
 
@@ -244,9 +252,16 @@ export class SmartClient {
   }
 
   #readyClient(sid: string, { launch, tokens }: { launch: LaunchRecord; tokens: TokenSet }): ReadyClient {
-    const refresh = this.#rt.config.autoRefresh ? async (stale: string) => (await refreshLaunch(this.#parts, sid, launch, stale)).tokens.accessToken : null
+    const kept = readyClients.get(launch)
+    const rt = this.#rt
+    if (kept !== undefined && kept.rt === rt && kept.sid === sid && kept.accessToken === tokens.accessToken) return kept.client
+    // What a refresh on 401 needs (the store and the session's lock), not this request's browser or objects.
+    const parts = { rt, session: new SessionState(this.#storage, rt.config, sid, sessionCacheFor(rt, this.#storage)) }
+    const refresh = rt.config.autoRefresh ? async (stale: string) => (await refreshLaunch(parts, sid, launch, stale)).tokens.accessToken : null
     // Cached reads are never shared between sessions or launches.
-    const cache = { store: fhirReadCacheFor(this.#rt, this.#rt.config.now), scope: `${sid}\u0000${launch.id}` }
-    return new ReadyClient({ launch, accessToken: tokens.accessToken, http: this.#rt.http, refresh, cache, observe: this.#rt.observe })
+    const cache = { store: fhirReadCacheFor(rt, rt.config.now), scope: `${sid}\u0000${launch.id}` }
+    const client = new ReadyClient({ launch, accessToken: tokens.accessToken, http: rt.http, refresh, cache, observe: rt.observe })
+    readyClients.set(launch, { rt, sid, accessToken: tokens.accessToken, client })
+    return client
   }
 }

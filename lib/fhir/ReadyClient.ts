@@ -219,11 +219,15 @@ export class ReadyClient extends FhirApi {
   }
 
   async #exchangeOnce(url: URL, init: FhirRequestInit, observation: Observation): Promise<unknown> {
-    let response = await this.#send(url, init, this.#accessToken)
+    // The token this request was sent with is the stale one: another request on this client may have renewed
+    // the field meanwhile, and naming that one would refresh again.
+    const sent = this.#accessToken
+    let response = await this.#send(url, init, sent)
     const refresh = response.status === 401 ? this.#refresh : null
     if (refresh) {
-      this.#accessToken = await refresh(this.#accessToken)
-      response = await this.#send(url, init, this.#accessToken)
+      const fresh = await refresh(sent)
+      this.#accessToken = fresh
+      response = await this.#send(url, init, fresh)
     }
     observation.set({ 'http.response.status_code': response.status, 'smart.retried_after_refresh': refresh !== null })
     const raw = response.body === null ? '' : UTF8.decode(response.body)
