@@ -22,6 +22,8 @@ export interface RoundsOptions {
   seconds: number
   warmupSeconds: number
   connections: number
+  /** See BenchOptions.rate. */
+  rate: number | 'auto' | null
 }
 
 /** Where a route's timed round lay on the app process's monotonic clock (µs): cuts a CPU profile into routes. */
@@ -46,6 +48,13 @@ export interface RouteResult {
 }
 
 export type Comparison = Record<string, RouteResult>
+
+/** The offered load of the timed rounds: null (saturation), the given rate, or 60 % of the slowest route's warm-up rate. */
+export function offeredRate(rate: RoundsOptions['rate'], warmupRps: number[]): number | null {
+  if (rate === null) return null
+  if (rate !== 'auto') return rate
+  return Math.max(1, Math.floor(0.6 * Math.min(...warmupRps)))
+}
 
 export interface Quartiles { median: number; p25: number; p75: number }
 
@@ -106,8 +115,8 @@ export async function compareRoutes(
   const callTotals: Record<string, Record<string, number>> = Object.fromEntries(routes.map((route) => [route.name, {}]))
   const timedResponses: Record<string, number> = Object.fromEntries(routes.map((route) => [route.name, 0]))
 
-  async function run(route: Route, seconds: number, timed: boolean): Promise<RoundResult & { cpuUsPerRequest: number; window: Window }> {
-    const request: RoundRequest = { url: route.url, headers: route.headers, seconds, connections: opts.connections }
+  async function run(route: Route, seconds: number, timed: boolean, rate: number | null): Promise<RoundResult & { cpuUsPerRequest: number; window: Window }> {
+    const request: RoundRequest = { url: route.url, headers: route.headers, seconds, connections: opts.connections, ...(rate ? { rate } : {}) }
     const before = await app.call<CpuReading>('cpu')
     const round = await load.call<RoundResult>('round', request)
     const after = await app.call<CpuReading>('cpu')
@@ -127,10 +136,13 @@ export async function compareRoutes(
     return { ...round, cpuUsPerRequest: (after.cpuUs - before.cpuUs) / round.responses, window: { startUs: before.monoUs, endUs: after.monoUs, responses: round.responses } }
   }
 
-  for (const route of routes) await run(route, opts.warmupSeconds, false)
+  const warmups: number[] = []
+  for (const route of routes) warmups.push((await run(route, opts.warmupSeconds, false, null)).rps)
+  const rate = offeredRate(opts.rate, warmups)
+  if (rate !== null) log(`  offered load: ${rate} req/s per route (warm-up at saturation: ${warmups.map((rps, i) => `${routes[i].name} ${rps.toFixed(0)}/s`).join(', ')})`)
   for (let i = 0; i < opts.rounds; i++) {
     for (const route of rotation(routes, i)) {
-      const round = await run(route, opts.seconds, true)
+      const round = await run(route, opts.seconds, true, rate)
       const result = results[route.name]
       result.rps.push(round.rps)
       result.p99Ms.push(round.p99)

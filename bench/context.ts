@@ -26,6 +26,13 @@ export interface BenchOptions {
   seconds: number
   warmupSeconds: number
   connections: number
+  /**
+   * Offered load of the timed rounds: null, as fast as the app answers (closed loop at saturation); a number, that
+   * many requests per second for every route; 'auto', 60 % of the slowest route's warm-up rate. At one offered
+   * load every route gets the same request rate, so CPU per request compares work, not how well the event loop
+   * batches at saturation (the faster route batches more and looks cheaper still).
+   */
+  rate: number | 'auto' | null
   herdRequests: number
   /** Sessions launched for the MemoryStore heap measurement. */
   memorySessions: number

@@ -9,13 +9,13 @@ import { serveCommands } from './ipc'
 import { percentile } from './stats'
 import type { HerdRequest, HerdResult, RoundRequest, RoundResult } from './types'
 
-function round({ url, headers, seconds, connections }: RoundRequest): Promise<RoundResult> {
+function round({ url, headers, seconds, connections, rate }: RoundRequest): Promise<RoundResult> {
   return new Promise((resolve, reject) => {
     const latencies: number[] = []
     const statusCodes: Record<string, number> = {}
     const started = process.hrtime.bigint()
     // sampleInt: autocannon notices the end of the round at its next sample tick (default every 1000 ms).
-    const instance = autocannon({ url, headers, connections, duration: seconds, sampleInt: 100 }, (err, result) => {
+    const instance = autocannon({ url, headers, connections, duration: seconds, sampleInt: 100, ...(rate ? { overallRate: rate } : {}) }, (err, result) => {
       if (err) return reject(err)
       const elapsed = Number(process.hrtime.bigint() - started) / 1e9
       resolve({

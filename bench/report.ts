@@ -272,6 +272,7 @@ export function resultsJson(m: Measurements, opts: BenchOptions, machine: Machin
       secondsPerRound: opts.seconds,
       warmupSecondsPerRoute: opts.warmupSeconds,
       connections: opts.connections,
+      offeredLoad: opts.rate === null ? 'saturation' : opts.rate === 'auto' ? '60% of the slowest route\'s warm-up rate' : `${opts.rate} req/s`,
       herdRequests: opts.herdRequests,
       memorySessions: opts.memorySessions,
       stores: opts.stores,
@@ -375,7 +376,8 @@ export function resultsMarkdown(m: Measurements, opts: BenchOptions, machine: Ma
   const rows = throughputRows(m)
   if (rows.length > 0) {
     lines.push('## CPU per request, req/s and p99', '',
-      `${opts.rounds} rounds × ${opts.seconds} s per route after a ${opts.warmupSeconds} s warm-up per route, ${opts.connections} connections; the order of the routes`,
+      `${opts.rounds} rounds × ${opts.seconds} s per route after a ${opts.warmupSeconds} s warm-up per route, ${opts.connections} connections, `
+        + `${opts.rate === null ? 'each route as fast as the app answers' : opts.rate === 'auto' ? 'every route at 60 % of the slowest route\'s warm-up rate' : `every route at ${opts.rate} req/s`}; the order of the routes`,
       'rotates every round. A is ours, B the baseline. **CPU** is the app process\'s CPU time (user + system) per response;',
       '*B/A per round* the baseline\'s CPU per request over ours within each round, median (quartiles) over the rounds — the',
       'headline, > 1 means ours costs less; *B/A of medians* the same from the two medians. req/s and p99 beside them.', '',

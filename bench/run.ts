@@ -16,6 +16,9 @@
  *                      unless --out is given (the profiler slows the app down).
  *   --rounds N         rounds per comparison (12)          --seconds S   seconds per route and round (2.5)
  *   --warmup S         warm-up seconds per route (2.5)    --connections N   autocannon connections (10)
+ *   --rate R|auto|off  offered load of the timed rounds: R requests/s per route, or auto (60 % of the slowest
+ *                      route's warm-up rate: every route at the same load, below saturation); default off (each
+ *                      route as fast as the app answers)
  *   --sessions N       sessions to launch for the heap per session over MemoryStore (10000; over Redis half as many)
  *   --out DIR          where results go (default bench/; --quick and --profile write nothing unless given)
  *
@@ -55,6 +58,7 @@ function options(argv: string[]): BenchOptions {
       seconds: { type: 'string' },
       warmup: { type: 'string' },
       connections: { type: 'string' },
+      rate: { type: 'string' },
       sessions: { type: 'string' },
       only: { type: 'string' },
       stores: { type: 'string' },
@@ -82,6 +86,7 @@ function options(argv: string[]): BenchOptions {
     seconds: number('seconds', values.seconds, quick ? 0.5 : 2.5),
     warmupSeconds: number('warmup', values.warmup, quick ? 0.25 : 2.5),
     connections: number('connections', values.connections, 10),
+    rate: values.rate === undefined || values.rate === 'off' ? null : values.rate === 'auto' ? 'auto' : number('rate', values.rate, 0),
     herdRequests: 100,
     memorySessions: number('sessions', values.sessions, quick ? 30 : 10_000),
     only: new Set(list('only', values.only, SCENARIOS, SCENARIO_ALIASES)),

@@ -69,6 +69,8 @@ export interface RoundRequest {
   headers?: Record<string, string>
   seconds: number
   connections: number
+  /** Requests per second over all connections (autocannon `overallRate`); absent: as fast as the app answers. */
+  rate?: number
 }
 
 export interface HerdRequest {

@@ -11,9 +11,9 @@ let out: string
 beforeAll(() => (out = mkdtempSync(join(tmpdir(), 'esof-bench-'))))
 afterAll(() => rmSync(out, { recursive: true, force: true }))
 
-function runQuickBench(): Promise<{ code: number | null; output: string }> {
+function runQuickBench(args: string[] = ['--out', out]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = execFile('npm', ['run', 'bench', '--', '--quick', '--out', out], { cwd: root, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+    const child = execFile('npm', ['run', 'bench', '--', '--quick', ...args], { cwd: root, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: `${stdout}\n${stderr}` })
     })
     child.stdin?.end()
@@ -66,5 +66,22 @@ describe('npm run bench -- --quick', () => {
     expect(markdown).toContain('| FHIR read: req.smart.request() vs fetch() | MemoryStore |')
     expect(markdown).toMatch(/\| FHIR read ≥ 0\.95× the same fetch\(\), CPU per request \| PostgreSQL \|.*\| (met|\*\*missed\*\*)/)
     expect(markdown).toMatch(/\| access token expired \(ready\(\) refreshes\) \| PostgreSQL \| 100 \| 1 \| 100 \|/)
+  }, 300_000)
+
+  it('--rate auto runs every route of a comparison at one offered load, below the slowest route\'s saturation rate', async () => {
+    const rated = join(out, 'rated')
+    const { code, output } = await runQuickBench(['--only', 'protected', '--stores', 'memory', '--rate', 'auto', '--out', rated])
+    if (code !== 0) throw new Error(`the quick bench exited with ${code}:\n${output.slice(-4000)}`)
+    const offered = /offered load: (\d+) req\/s per route \(warm-up at saturation: ([^)]*)\)/.exec(output)
+    if (!offered) throw new Error(`no offered load in the output:\n${output.slice(-4000)}`)
+    const rate = Number(offered[1])
+    const warmups = [...offered[2].matchAll(/ (\d+)\/s/g)].map((m) => Number(m[1]))
+    expect(warmups).toHaveLength(3)
+    expect(rate).toBeGreaterThan(0)
+    expect(rate).toBeLessThanOrEqual(0.6 * Math.min(...warmups) + 1)
+    const results = JSON.parse(readFileSync(join(rated, 'results.json'), 'utf8'))
+    expect(results.method.offeredLoad).toBe("60% of the slowest route's warm-up rate")
+    // The load generator holds the rate: no route is driven past it (a loaded machine may answer fewer).
+    for (const route of ['protected', 'session-read', 'fhirclient']) expect(results.routes_by_store[route].memory.rps).toBeLessThan(rate * 1.25)
   }, 300_000)
 })
