@@ -46,7 +46,18 @@ interface RedisLikeClient {
   set(key: string, value: string, options: { expiration: { type: 'EX'; value: number }; condition: 'NX' }): Promise<unknown>
   /** GETDEL (Redis 6.2+), atomic: node-redis names it `getDel`. */
   getDel?(key: string): Promise<string | null>
+  /** MULTI/EXEC, for a server without GETDEL; a cluster client routes it by `routing` (a key). */
+  multi?(routing?: string): RedisTransaction
 }
+
+interface RedisTransaction {
+  get(key: string): RedisTransaction
+  del(key: string): RedisTransaction
+  exec(): Promise<unknown[]>
+}
+
+/** What a server answers to a command it does not have (Redis before 6.2 to GETDEL, or a renamed command). */
+const UNKNOWN_COMMAND = /unknown command/i
 
 interface RedisLikeStore {
   client: RedisLikeClient
@@ -105,9 +116,24 @@ function sharedTakeOf(store: Store, prefix: string): Take | null {
   const redis = asRedisStore(store)
   if (redis) {
     const { client, serializer } = redis
-    if (typeof client.getDel !== 'function') return null
+    if (typeof client.getDel !== 'function' || typeof client.multi !== 'function') return null
+    // GET and DEL in one MULTI/EXEC is as atomic, one round trip too, for a server older than GETDEL.
+    const transaction = async (full: string) => (await client.multi!(full).get(full).del(full).exec())[0] as string | null
+    let getDel = true
     return async (key) => {
-      const text = await client.getDel!(redis.prefix + prefix + key)
+      const full = redis.prefix + prefix + key
+      let text: string | null
+      if (getDel) {
+        try {
+          text = await client.getDel!(full)
+        } catch (err) {
+          if (!UNKNOWN_COMMAND.test((err as Error)?.message ?? '')) throw err
+          getDel = false
+          text = await transaction(full)
+        }
+      } else {
+        text = await transaction(full)
+      }
       return text === null ? undefined : (serializer.parse(text) as Envelope | null)?.smart
     }
   }

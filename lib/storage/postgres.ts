@@ -51,7 +51,15 @@ export function pgClaim(store: PgLikeStore, sid: string, sess: unknown, ttlSecon
 export function pgTake(store: PgLikeStore, sid: string): Promise<unknown> {
   const sql = `DELETE FROM ${store.quotedTable()} WHERE sid = $1 RETURNING sess, expire >= now() AS live`
   return new Promise((resolve, reject) => {
-    store.query(sql, [sid], (err, row) => (err ? reject(err) : resolve(row?.live === true ? parsedSess(row.sess) : undefined)))
+    store.query(sql, [sid], (err, row) => {
+      if (err) return reject(err)
+      // Parsed here, in connect-pg-simple's callback: a malformed row must reject, never throw out of it.
+      try {
+        resolve(row?.live === true ? parsedSess(row.sess) : undefined)
+      } catch (parseError) {
+        reject(parseError)
+      }
+    })
   })
 }
 
