@@ -69,7 +69,7 @@ export interface RoundRequest {
   headers?: Record<string, string>
   seconds: number
   connections: number
-  /** Requests per second over all connections (autocannon `overallRate`); absent: as fast as the app answers. */
+  /** Requests per second, evenly spaced over at most `connections` connections (load.ts pacedRound); absent: autocannon as fast as the app answers. */
   rate?: number
 }
 

@@ -81,7 +81,8 @@ describe('npm run bench -- --quick', () => {
     expect(rate).toBeLessThanOrEqual(0.6 * Math.min(...warmups) + 1)
     const results = JSON.parse(readFileSync(join(rated, 'results.json'), 'utf8'))
     expect(results.method.offeredLoad).toBe("60% of the slowest route's warm-up rate")
-    // The load generator holds the rate: no route is driven past it (a loaded machine may answer fewer).
-    for (const route of ['protected', 'session-read', 'fhirclient']) expect(results.routes_by_store[route].memory.rps).toBeLessThan(rate * 1.25)
+    // The load is paced, never above the rate (autocannon's own limit bursts each second's requests and overshoots
+    // a 2.5 s round by up to a fifth); a loaded machine may answer fewer.
+    for (const route of ['protected', 'session-read', 'fhirclient']) expect(results.routes_by_store[route].memory.rps).toBeLessThanOrEqual(rate * 1.02)
   }, 300_000)
 })
