@@ -7,7 +7,7 @@ import { MemoryStore, type SessionData, type Store } from 'express-session'
 import request from 'supertest'
 import { expressSessionStorage, type SmartClientOptions, type SmartStorage } from '../../lib'
 import { createMockEhr, launchAs, type MockEhr } from '../../lib/testing'
-import { launchedCookie, testApp } from '../helpers/app'
+import { launchedCookie, recordingStorage, testApp } from '../helpers/app'
 import { testClock } from '../helpers/smart'
 import { storeKinds, storeSet } from '../helpers/stores'
 
@@ -165,4 +165,50 @@ it('smartLaunch writes the pending launch and the browser session at once: both 
   expect(res.status).toBe(302)
   expect(events.slice(0, 2).sort()).toEqual(['start pending', 'start session'])
   expect(events.slice(2).sort()).toEqual(['end pending', 'end session'])
+})
+
+// The copy answers without a SmartClient only while nothing is due (issue 24): the request that crosses the
+// refresh lead refreshes, and the one that crosses the touch interval records the use, even when the copy of
+// the session is fresh. 500 ms steps keep every copy younger than its 2 s.
+describe('the copy never delays what is due', () => {
+  let shortEhr: MockEhr
+  beforeAll(async () => (shortEhr = await createMockEhr({ accessTokenTtlSeconds: 60 })))
+  afterAll(() => shortEhr.close())
+
+  it('the first request past the refresh lead refreshes (one grant), never the next copy miss', async () => {
+    const clock = testClock()
+    const store = new MemoryStore()
+    const app = testApp({ store, options: { now: clock.now, refreshLeewaySeconds: 20, idleTimeoutSeconds: false }, jsonErrors: true })
+    const cookie = await launchedCookie(app, shortEhr, { patient: 'patient-1' })
+    const grants = shortEhr.stats.refreshGrants
+    // The token lives 60 s from the callback (the clock stood still since): due from 40 s on.
+    clock.advance(38_000)
+    const grantsAt: number[] = []
+    for (let step = 0; step < 8; step++) {
+      await request(app).get('/api/context').set('Cookie', cookie).expect(200)
+      grantsAt.push(shortEhr.stats.refreshGrants - grants)
+      clock.advance(500)
+    }
+    // Requests at 38.0, 38.5, … 41.5 s: the one at 40.0 s is the first due.
+    expect(grantsAt).toEqual([0, 0, 0, 0, 1, 1, 1, 1])
+  })
+
+  it('the first request past the touch interval records the use (one write of the session record)', async () => {
+    const clock = testClock()
+    const memory = new MemoryStore()
+    const { storage, writes } = recordingStorage(expressSessionStorage(memory))
+    const app = testApp({ store: memory, storage, options: { now: clock.now, idleTimeoutSeconds: 100 }, jsonErrors: true })
+    const cookie = await launchedCookie(app, shortEhr, { patient: 'patient-1' })
+    // Idle timeout 100 s: a use is recorded at most every 10 s, the first 10 s after the callback.
+    clock.advance(8_000)
+    const touchesAt: number[] = []
+    for (let step = 0; step < 8; step++) {
+      writes.length = 0
+      await request(app).get('/api/context').set('Cookie', cookie).expect(200)
+      touchesAt.push(writes.filter((w) => w.key.startsWith('session:')).length)
+      clock.advance(500)
+    }
+    // Requests at 8.0, 8.5, … 11.5 s: the one at 10.0 s records the use, and the next ones need not.
+    expect(touchesAt).toEqual([0, 0, 0, 0, 1, 0, 0, 0])
+  })
 })

@@ -6,6 +6,7 @@ import type { Observation } from '../observe'
 import type { BrowserProof } from '../session/browser-binding'
 import { bareSelectors, isLive, needsTouch, selectLaunch, withEnded } from '../session/launch-identity'
 import { forgetPendingLaunch } from '../session/pending-launch'
+import { tokensOf } from '../session/sealed-tokens'
 import { sessionCacheFor } from '../session/session-cache'
 import { SessionState, type Resolved } from '../session/session-state'
 import type { LaunchRecord, TokenSet } from '../storage/records'
@@ -42,6 +43,35 @@ export type SessionRef = {
  * renews, which concurrent requests of the same launch may share.
  */
 const readyClients = new WeakMap<LaunchRecord, { rt: Runtime; sid: string; accessToken: string; client: ReadyClient }>()
+
+/**
+ * The hot path of `requireSmartContext` (not public API), with no store call and no SmartClient: the ReadyClient
+ * already made for this process's copy of the record version the request's session carries, when the launch the
+ * request selects is live, its token needs no refresh and its use no touch. Anything else — no copy, another
+ * version, a refusal, a refresh or touch due, no client made yet — is null, and the request takes `readyAt`,
+ * which decides on the store's word. The checks are `#ready`'s, in its order.
+ */
+export function readyFromCopy(rt: Runtime, storage: SmartStorage, sessionId: string, version: string | null, activePatient: string | null): { client: ReadyClient; version: string } | null {
+  if (version === null) return null
+  const { config, lifetimes } = rt
+  const now = config.now()
+  const record = sessionCacheFor(rt, storage).get(sessionId, version, now)
+  if (record === undefined) return null
+  let launch: LaunchRecord
+  try {
+    launch = selectLaunch(record, { multiLaunch: config.enableMultiLaunch, activePatient, held: null, now, lifetimes })
+  } catch {
+    return null
+  }
+  const kept = readyClients.get(launch)
+  if (kept === undefined || kept.rt !== rt || kept.sid !== sessionId) return null
+  const tokens = tokensOf(config.encryptionKeys, launch)
+  if (kept.accessToken !== tokens.accessToken) return null
+  const expiresAt = tokens.expiresAt ?? Infinity
+  if (config.autoRefresh && tokens.refreshToken && expiresAt - refreshLead(config, tokens) <= now) return null
+  if (expiresAt <= now || needsTouch(launch, lifetimes, now)) return null
+  return { client: kept.client, version }
+}
 
 type ReadyAt = (client: SmartClient, version: string | null) => Promise<{ client: ReadyClient; version: string | null }>
 let readyAtImpl: ReadyAt

@@ -2,6 +2,7 @@ import { resolveConfig, type ResolvedConfig, type SmartClientConfiguration, type
 import { discover, type SmartConfiguration } from '../oauth/discovery'
 import type { HttpLimits } from '../oauth/http'
 import type { BrowserProof } from '../session/browser-binding'
+import { lifetimesOf, type Lifetimes } from '../session/launch-identity'
 import type { SessionState } from '../session/session-state'
 import type { SmartStorage } from '../storage/SmartStorage'
 import { instrumentationFor, type Observe } from '../observe'
@@ -13,6 +14,8 @@ export interface Runtime {
   discover: (iss: string) => Promise<SmartConfiguration>
   /** Spans and log lines for this configuration's operations. */
   observe: Observe
+  /** How long launches live (absolute and idle), from the configuration. */
+  lifetimes: Lifetimes
 }
 
 /** One SmartClient's runtime, storage, session and browser: what its steps (authorize.ts, callback.ts, refresh.ts) work with. */
@@ -43,6 +46,7 @@ export function runtimeFor(config: SmartClientConfiguration, options: SmartClien
     http,
     discover: (iss) => discover(iss, { http, allowHttp: resolved.allowNonHttpsLaunch, cacheSeconds: resolved.discoveryCacheSeconds, now: resolved.now }),
     observe: instrumentationFor(resolved),
+    lifetimes: lifetimesOf(resolved),
   }
   if (!byOptions) runtimes.set(config, (byOptions = new WeakMap()))
   byOptions.set(optionsKey, runtime)

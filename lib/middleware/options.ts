@@ -1,7 +1,8 @@
 import type { Request } from 'express'
 import type { Store } from 'express-session'
 import { runtimeFor } from '../client/runtime'
-import { SmartClient } from '../client/SmartClient'
+import { readyFromCopy, SmartClient } from '../client/SmartClient'
+import type { ReadyClient } from '../fhir/ReadyClient'
 import type { SmartClientConfiguration, SmartClientOptions, SmartLogger } from '../config'
 import { SmartError } from '../errors'
 import { expressSessionStorage } from '../storage/express-session'
@@ -27,6 +28,8 @@ export interface SmartMiddlewareOptions {
 export interface MiddlewareSetup {
   /** A SmartClient for this request's session, the active patient its page named, and its browser's cookies. */
   clientFor(req: Request, activePatient?: string | null): SmartClient
+  /** The hot path: the ReadyClient this process already made for the session's record version, or null (see `readyFromCopy`). */
+  readyFromCopy(req: Request, activePatient: string | null, version: string | null): { client: ReadyClient; version: string } | null
   /** How long a launch may live at most (the browser cookie's lifetime). */
   sessionTtlSeconds: number
   /** The app's logger (options.logger), or null. */
@@ -46,7 +49,8 @@ export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): Mid
     if (!['config', 'options', 'storage'].includes(key)) throw new TypeError(`express-smart-on-fhir: ${name}(opts).${key} is not a known setting (config, options, storage)`)
   }
   const { config, options, storage } = opts
-  const { sessionTtlSeconds, logger } = runtimeFor(config, options).config
+  const rt = runtimeFor(config, options)
+  const { sessionTtlSeconds, logger } = rt.config
   if (storage !== undefined && (typeof storage?.get !== 'function' || typeof storage.set !== 'function' || typeof storage.delete !== 'function')) {
     throw new TypeError(`express-smart-on-fhir: ${name}(opts).storage must implement SmartStorage (get, set, delete)`)
   }
@@ -78,6 +82,9 @@ export function setUpMiddleware(name: string, opts: SmartMiddlewareOptions): Mid
       sessionStoreOf(req)
       // express-session sets req.session whenever it sets req.sessionStore.
       return req.session as NonNullable<Request['session']>
+    },
+    readyFromCopy(req, activePatient, version) {
+      return readyFromCopy(rt, storageFor(req), req.sessionID, version, activePatient)
     },
     clientFor(req, activePatient = null) {
       // The same config and options objects every time: the client reuses the runtime validated above.

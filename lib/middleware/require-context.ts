@@ -34,7 +34,10 @@ export function requireSmartContext(opts: SmartMiddlewareOptions): RequestHandle
   return async function requireSmartContextMiddleware(req: Request, res: Response, next: NextFunction): Promise<void> {
     try {
       const session = setup.requireSession(req)
-      const { client, version } = await readyAt(setup.clientFor(req, activePatientOf(req)), versionOf(session))
+      const activePatient = activePatientOf(req)
+      const known = versionOf(session)
+      // This process's copy of the session's record version answers without a SmartClient or a store call.
+      const { client, version } = setup.readyFromCopy(req, activePatient, known) ?? await readyAt(setup.clientFor(req, activePatient), known)
       // null: served through another session id (a forward or link): this session has no version of its own to keep.
       if (version !== null) keepVersion(session, version)
       req.smart = client
