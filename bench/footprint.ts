@@ -28,7 +28,7 @@ export interface RedisFootprint {
   keys: StoredKey[]
 }
 
-/** Keys with a TTL above this are the session's own; the others (retired sid, forward, used) expire within minutes. */
+/** Keys with a TTL above this are the session's own; the others (retired sid, its forward) expire within minutes. */
 const SHORT_LIVED_SECONDS = 600
 
 export interface MemoryFootprint {

@@ -398,7 +398,7 @@ export function resultsMarkdown(m: Measurements, opts: BenchOptions, machine: Ma
     lines.push('## Stored bytes per launched session (Redis)', '',
       'Every key one launch left behind; STRLEN is the value size, MEMORY USAGE what Redis spends on the key (the figure the',
       '2 KB target is held to). *At rest* counts only the keys with a TTL above 600 s: what a launched session holds once the',
-      'launch\'s stragglers (the retired pre-callback session, its forward, the used-state marker) have expired.', '',
+      'launch\'s stragglers (the retired pre-callback session and its forward) have expired.', '',
       '| key | TTL s | STRLEN plain | STRLEN with encryptionKey | MEMORY USAGE plain | MEMORY USAGE with encryptionKey |', '|---|---:|---:|---:|---:|---:|')
     const kinds = (f?: RedisFootprint) => new Map((f?.keys ?? []).map((k) => [k.kind, k]))
     const [plain, sealed] = [kinds(m.bytesPlain), kinds(m.bytesSealed)]
@@ -415,7 +415,7 @@ export function resultsMarkdown(m: Measurements, opts: BenchOptions, machine: Ma
       `${mem.sessions} sessions launched for real through \`smartLaunch\`/\`smartCallback\` against the mock EHR (none synthesized), ${fmt(mem.launchSeconds)} s.`,
       `Heap after full GCs (\`--expose-gc\`) went from ${fmt(mem.heapBefore / 1e6, 1)} MB to ${fmt(mem.heapAfter / 1e6, 1)} MB: **${fmt(mem.bytesPerSession)} bytes per session**`,
       `(${fmt(mem.bytesPerSession * 10_000 / 1e6, 1)} MB per 10,000 sessions), ${mem.storeEntriesPerSession} MemoryStore entries per session — the same keys as`,
-      'in Redis above, the short-lived ones (`used`, the forward of the pre-callback session id) included.', '')
+      'in Redis above, the short-lived ones (the forward of the pre-callback session id) included.', '')
     if (mem.storeCharsPerSession != null) lines.push(`The MemoryStore's JSON strings hold ${fmt(mem.storeCharsPerSession)} characters per session (one byte each in V8's one-byte strings).`)
     const over = m.memoryOverRedis
     if (over) {
