@@ -9,6 +9,12 @@ import { serveCommands } from './ipc'
 import { percentile } from './stats'
 import type { HerdRequest, HerdResult, RoundRequest, RoundResult } from './types'
 
+/** A round's figures from every response's latency (ms), counted from `started` (process.hrtime.bigint()) to now. */
+function roundResult(latencies: number[], started: bigint, statusCodes: Record<string, number>, errors: number, timeouts: number): RoundResult {
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9
+  return { responses: latencies.length, seconds: elapsed, rps: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), statusCodes, errors, timeouts }
+}
+
 function round(request: RoundRequest): Promise<RoundResult> {
   return request.rate ? pacedRound(request, request.rate) : closedLoopRound(request)
 }
@@ -22,17 +28,7 @@ function closedLoopRound({ url, headers, seconds, connections }: RoundRequest): 
     // sampleInt: autocannon notices the end of the round at its next sample tick (default every 1000 ms).
     const instance = autocannon({ url, headers, connections, duration: seconds, sampleInt: 100 }, (err, result) => {
       if (err) return reject(err)
-      const elapsed = Number(process.hrtime.bigint() - started) / 1e9
-      resolve({
-        responses: latencies.length,
-        seconds: elapsed,
-        rps: latencies.length / elapsed,
-        p50: percentile(latencies, 50),
-        p99: percentile(latencies, 99),
-        statusCodes,
-        errors: result.errors,
-        timeouts: result.timeouts,
-      })
+      resolve(roundResult(latencies, started, statusCodes, result.errors, result.timeouts))
     })
     // Our own record of every response: exact latencies (autocannon's histogram keeps whole milliseconds).
     instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
@@ -89,17 +85,7 @@ async function pacedRound({ url, headers, seconds, connections }: RoundRequest, 
   })
   while (inFlight > 0) await new Promise((resolve) => setTimeout(resolve, 5))
   agent.destroy()
-  const elapsed = elapsedNs() / 1e9
-  return {
-    responses: latencies.length,
-    seconds: elapsed,
-    rps: latencies.length / elapsed,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    statusCodes,
-    errors,
-    timeouts: 0,
-  }
+  return roundResult(latencies, started, statusCodes, errors, 0)
 }
 
 function oneRequest(url: string, cookie: string): Promise<{ status: number; ms: number }> {
