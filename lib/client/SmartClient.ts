@@ -37,19 +37,23 @@ export type SessionRef = {
 }
 
 /**
- * The ReadyClient made for a stored launch record object, reused while requests are served from this process's
- * copy of the same record version (the hot path): a new version — a refresh, a touch, any write — is a new
- * object. Keyed weakly, so it goes with the copy. Its only mutable state is the access token a 401 refresh
- * renews, which concurrent requests of the same launch may share.
+ * The ReadyClient made for a stored launch record object, reused while requests are served from this process's copy
+ * of that record version (a refresh, a touch, any write makes a new object); weakly keyed, it goes with the copy.
+ * Its one mutable field, the access token a 401 refresh renews, concurrent requests of the launch may share.
  */
 const readyClients = new WeakMap<LaunchRecord, { rt: Runtime; sid: string; accessToken: string; client: ReadyClient }>()
 
+/** The ReadyClient made for `launch` under this runtime and session id with this access token, if any. */
+function keptClient(launch: LaunchRecord, rt: Runtime, sid: string, accessToken: string): ReadyClient | undefined {
+  const kept = readyClients.get(launch)
+  return kept?.rt === rt && kept.sid === sid && kept.accessToken === accessToken ? kept.client : undefined
+}
+
 /**
  * The hot path of `requireSmartContext` (not public API), with no store call and no SmartClient: the ReadyClient
- * already made for this process's copy of the record version the request's session carries, when the launch the
- * request selects is live, its token needs no refresh and its use no touch. Anything else — no copy, another
- * version, a refusal, a refresh or touch due, no client made yet — is null, and the request takes `readyAt`,
- * which decides on the store's word. The checks are `#ready`'s, in its order.
+ * already made for this process's copy of the record version the request's session carries, when the selected
+ * launch is live and neither a refresh nor a touch is due (`#ready`'s checks, in its order). Anything else — no
+ * copy, a refusal, something due, no client made yet — is null: the request takes `readyAt` and the store's word.
  */
 export function readyFromCopy(rt: Runtime, storage: SmartStorage, sessionId: string, version: string | null, activePatient: string | null): { client: ReadyClient; version: string } | null {
   if (version === null) return null
@@ -63,14 +67,13 @@ export function readyFromCopy(rt: Runtime, storage: SmartStorage, sessionId: str
   } catch {
     return null
   }
-  const kept = readyClients.get(launch)
-  if (kept === undefined || kept.rt !== rt || kept.sid !== sessionId) return null
   const tokens = tokensOf(config.encryptionKeys, launch)
-  if (kept.accessToken !== tokens.accessToken) return null
+  const client = keptClient(launch, rt, sessionId, tokens.accessToken)
+  if (client === undefined) return null
   const expiresAt = tokens.expiresAt ?? Infinity
   if (config.autoRefresh && tokens.refreshToken && expiresAt - refreshLead(config, tokens) <= now) return null
   if (expiresAt <= now || needsTouch(launch, lifetimes, now)) return null
-  return { client: kept.client, version }
+  return { client, version }
 }
 
 type ReadyAt = (client: SmartClient, version: string | null) => Promise<{ client: ReadyClient; version: string | null }>
@@ -282,9 +285,9 @@ export class SmartClient {
   }
 
   #readyClient(sid: string, { launch, tokens }: { launch: LaunchRecord; tokens: TokenSet }): ReadyClient {
-    const kept = readyClients.get(launch)
     const rt = this.#rt
-    if (kept !== undefined && kept.rt === rt && kept.sid === sid && kept.accessToken === tokens.accessToken) return kept.client
+    const kept = keptClient(launch, rt, sid, tokens.accessToken)
+    if (kept !== undefined) return kept
     // What a refresh on 401 needs (the store and the session's lock), not this request's browser or objects.
     const parts = { rt, session: new SessionState(this.#storage, rt.config, sid, sessionCacheFor(rt, this.#storage)) }
     const refresh = rt.config.autoRefresh ? async (stale: string) => (await refreshLaunch(parts, sid, launch, stale)).tokens.accessToken : null
