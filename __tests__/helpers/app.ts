@@ -33,6 +33,8 @@ export interface TestAppOptions {
   cookie?: session.CookieOptions
   /** Express's `trust proxy` (so that `X-Forwarded-Proto: https` makes the request secure). */
   trustProxy?: boolean
+  /** More routes beside the API routes, given this app's `requireSmartContext` middleware. */
+  routes?: (router: express.Router, requireContext: express.RequestHandler) => void
 }
 
 /** The documented setup: express-session (HttpOnly, SameSite=Lax), the SMART middlewares, a few API routes. */
@@ -63,6 +65,7 @@ export function testApp(opts: TestAppOptions): Express {
     res.json(await req.smart.request(String(req.query.path)))
   })
   router.post('/logout', smartLogout(smart))
+  opts.routes?.(router, requireSmartContext(smart))
   if (mount) app.use(mount, router)
   else app.use(router)
   if (opts.jsonErrors) app.use(smartErrorHandler())

@@ -127,6 +127,38 @@ describe.each(storeKinds())('the hot path over %s', (_name, kind) => {
     expect(after[0]).not.toBe(before)
   })
 
+  it('req.smart, shared by a session\'s requests, cannot be changed by one of them: writes throw, and the next request sees the launch as stored', async () => {
+    const writes: Record<string, (smart: Record<string, any>) => void> = {
+      'a property of its own': (smart) => void (smart.note = 'from another request'),
+      'patient.id': (smart) => void (smart.patient.id = 'patient-2'),
+      'user.id': (smart) => void (smart.user.id = 'someone-else'),
+      'idTokenClaims.sub': (smart) => void (smart.idTokenClaims.sub = 'someone-else'),
+      'fhirContext': (smart) => void smart.fhirContext.push({ reference: 'Patient/patient-2' }),
+      'scope': (smart) => void (smart.scope = 'patient/*.*'),
+    }
+    const app = testApp({ store, jsonErrors: true, routes: (router, requireContext) => router.get('/api/write', requireContext, (req, res) => {
+      const refused = Object.entries(writes).filter(([, write]) => {
+        try {
+          write(req.smart as unknown as Record<string, any>)
+          return false
+        } catch (err) {
+          return err instanceof TypeError
+        }
+      }).map(([name]) => name)
+      res.json({ refused })
+    }) })
+    const cookie = await launchedCookie(app, ehr, { patient: 'patient-1', fhirContext: [{ reference: 'Encounter/patient-1-encounter-1' }] })
+    const before = (await request(app).get('/api/context').set('Cookie', cookie).expect(200)).body
+    expect(before.patient.id).toBe('patient-1')
+    for (let i = 0; i < 3; i++) {
+      expect((await request(app).get('/api/write').set('Cookie', cookie).expect(200)).body.refused).toEqual(Object.keys(writes))
+    }
+    const after = await request(app).get('/api/context').set('Cookie', cookie).expect(200)
+    expect(after.body).toEqual(before)
+    expect(after.body.note).toBeUndefined()
+    expect(after.headers['x-smart-patient']).toBe('patient-1')
+  })
+
   it('an app writing back an older copy of the session is bounded: no copy answers for longer than 2 s', async () => {
     const clock = testClock()
     const [a, b] = await twoInstances({ enableMultiLaunch: true, now: clock.now })

@@ -82,9 +82,24 @@ function userOf(claims: Record<string, unknown> | null, fhirServer: string): { f
 }
 
 /**
+ * Freezes what a ReadyClient hands out of the launch record, in place: the record is this process's copy of the
+ * stored session, shared by the session's requests for up to 2 s.
+ */
+function frozen<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value
+  Object.freeze(value)
+  for (const item of Object.values(value)) frozen(item)
+  return value
+}
+
+/**
  * A FHIR client for one completed launch: its context, `request()` with the session's bearer token,
  * and typed R4 helpers (`read`, `search`, `pages`, `resources`, `create`, `update`, `delete`, `batch`,
  * `transaction`). Serializes (`toJSON`, `util.inspect`) without any token.
+ *
+ * Frozen, with its context objects (`patient`, `encounter`, `user`, `fhirContext`, `idTokenClaims`): the
+ * requests of one session may be served the same client, so a write to it would reach the others. Keep
+ * per-request data on `res.locals`.
  *
  * @example
  * app.get('/api/patient', requireSmartContext(opts), async (req, res) => {
@@ -133,8 +148,8 @@ export class ReadyClient extends FhirApi {
     this.intent = launch.intent
     this.needPatientBanner = launch.needPatientBanner
     this.smartStyleUrl = launch.smartStyleUrl
-    this.fhirContext = launch.fhirContext
-    this.idTokenClaims = launch.idTokenClaims
+    this.fhirContext = frozen(launch.fhirContext)
+    this.idTokenClaims = frozen(launch.idTokenClaims)
     this.#base = derived.base
     this.#origin = derived.origin
     this.#http = init.http
@@ -142,6 +157,7 @@ export class ReadyClient extends FhirApi {
     this.#accessToken = init.accessToken
     this.#cache = init.cache
     this.#observe = init.observe
+    Object.freeze(this)
   }
 
   /**

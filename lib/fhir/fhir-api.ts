@@ -197,19 +197,19 @@ export abstract class FhirApi {
   }
 }
 
-/** `patient` / `encounter` of a ReadyClient: serializes as `{ id, reference }`; `read()` is not enumerable. */
+/** `patient` / `encounter` of a ReadyClient: frozen, serializes as `{ id, reference }`; `read()` is not enumerable. */
 export function contextReference<K extends FhirResourceType>(api: FhirApi, type: K, id: string | null): FhirContextReference<K> | null {
   if (id === null) return null
   const read = (options?: FhirReadOptions) => api.read(type, id, options)
-  return Object.defineProperty({ id, reference: `${type}/${id}` }, 'read', { value: read }) as FhirContextReference<K>
+  return Object.freeze(Object.defineProperty({ id, reference: `${type}/${id}` }, 'read', { value: read })) as FhirContextReference<K>
 }
 
-/** `user` of a ReadyClient: serializes as `{ fhirUser, resourceType, id }`; `read()` is not enumerable. */
+/** `user` of a ReadyClient: frozen, serializes as `{ fhirUser, resourceType, id }`; `read()` is not enumerable. */
 export function userReference(api: FhirApi, user: { fhirUser: string; resourceType: string; id: string } | null): FhirUserReference | null {
   if (user === null) return null
   const read = async (options?: FhirReadOptions) => {
     const answer = await api.request(user.fhirUser, { cache: options?.cache })
     return expectResource(answer, user.resourceType, `GET ${user.fhirUser}`) as FhirUserResource
   }
-  return Object.defineProperty({ ...user }, 'read', { value: read }) as FhirUserReference
+  return Object.freeze(Object.defineProperty({ ...user }, 'read', { value: read })) as FhirUserReference
 }
