@@ -42,8 +42,10 @@ export interface Certificate {
 /** A fresh key and a self-signed certificate for `localhost` and `127.0.0.1` (subjectAltName), valid for `days`. */
 export function selfSignedCertificate(days = 1): Certificate {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  // A positive INTEGER in its shortest form (DER): no sign bit, and no leading zero byte, which OpenSSL refuses
+  // ("illegal padding") — one start in 256 failed before the second rule.
   const serial = randomBytes(16)
-  serial[0] &= 0x7f
+  serial[0] = (serial[0] & 0x7f) | 0x40
   const now = Date.now()
   const subject = commonName('localhost')
   const tbs = sequence(
