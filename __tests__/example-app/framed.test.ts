@@ -142,7 +142,7 @@ async function appCookies(context: BrowserContext, example: FramedExample) {
 describe('the example app inside the EHR\'s frame, third-party cookies blocked', () => {
   let example: FramedExample
   beforeAll(async () => (example = await startFramedExample()))
-  afterAll(() => example.close())
+  afterAll(() => example?.close())
 
   it('the probe tells blocked from allowed: with third-party cookies allowed the unpartitioned cookie is kept in the frame too', async () => {
     await inChromium('allowed', async (context) => {
@@ -209,7 +209,8 @@ describe('a session cookie the browser does not keep in the frame', () => {
     lax = await startFramedExample({ sameSite: 'lax' })
     unpartitioned = await startFramedExample({ sameSite: 'none', partitioned: false })
   })
-  afterAll(() => Promise.all([lax.close(), unpartitioned.close()]))
+  // Optional chaining: when a start fails, its own error is the one to read, not a TypeError here.
+  afterAll(() => Promise.all([lax?.close(), unpartitioned?.close()]))
 
   it('SameSite=Lax: the framed launch is refused and the page says why (SameSite=None, Secure, Partitioned); top-level the launch works', async () => {
     await inChromium('blocked', async (context) => {
